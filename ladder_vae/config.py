@@ -1,0 +1,127 @@
+"""The resolved configuration of a training run: what `config.json` records and a run reproduces."""
+
+import dataclasses
+import json
+import math
+import os
+
+
+class ConfigError(ValueError):
+    """An invalid setting; its message names the command-line flag at fault."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run; `train.py`'s flags map one to one onto these fields.
+
+    Defaults are the paper's setup on MNIST: three ladder levels of two dimensions each.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str = None
+    tfds_data_dir: str = None
+    run_dir: str = None
+    epochs: int = 200
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    latent_dims: tuple = (2, 2, 2)
+    base_filters: int = 32
+    reconstruction_sigma: float = 1.0
+    mmd_weight: float = 100.0
+    ssim_weight: float = 10.0
+    mmd_per_level: bool = True
+    seed: int = 0
+    # Callbacks.
+    early_stopping_patience: int = 20
+    early_stopping_min_delta: float = 0.0
+    lr_schedule: str = "plateau"
+    lr_patience: int = 8
+    lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    warmup_epochs: int = 5
+    sample_every: int = 1
+    # Speed.
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    strategy: str = "default"
+    export: bool = True
+
+    def validate(self):
+        """Raises ConfigError, naming the flag, for values no run can use."""
+        positive_ints = ("epochs", "batch_size", "base_filters", "sample_every")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{_flag(name)} must be a positive integer. Received: {value!r}")
+        for name in ("early_stopping_patience", "lr_patience", "warmup_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{_flag(name)} must be an integer >= 0. Received: {value!r}")
+        for name in ("learning_rate", "reconstruction_sigma", "min_learning_rate", "lr_factor"):
+            value = getattr(self, name)
+            if not _finite(value) or value <= 0:
+                raise ConfigError(f"{_flag(name)} must be a positive number. Received: {value!r}")
+        for name in ("mmd_weight", "ssim_weight", "early_stopping_min_delta"):
+            value = getattr(self, name)
+            if not _finite(value) or value < 0:
+                raise ConfigError(f"{_flag(name)} must be a number >= 0. Received: {value!r}")
+        if self.lr_factor >= 1:
+            raise ConfigError(f"--lr-factor must be below 1. Received: {self.lr_factor!r}")
+        dims = self.latent_dims
+        if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+            raise ConfigError(
+                f"--latent-dims must be one positive integer per level. Received: {dims!r}"
+            )
+        if self.lr_schedule not in ("plateau", "cosine"):
+            raise ConfigError(
+                f"--lr-schedule must be 'plateau' or 'cosine'. Received: {self.lr_schedule!r}"
+            )
+        if self.strategy not in ("default", "mirrored", "multiworker"):
+            raise ConfigError(
+                "--strategy must be 'default', 'mirrored' or 'multiworker'. "
+                f"Received: {self.strategy!r}"
+            )
+        return self
+
+    def model_kwargs(self, image_shape):
+        """Constructor arguments of `LadderVAE` for images of `image_shape`."""
+        return {
+            "image_shape": tuple(image_shape),
+            "latent_dims": tuple(self.latent_dims),
+            "base_filters": self.base_filters,
+            "reconstruction_sigma": self.reconstruction_sigma,
+            "mmd_weight": self.mmd_weight,
+            "ssim_weight": self.ssim_weight,
+            "mmd_per_level": self.mmd_per_level,
+            "seed": self.seed,
+        }
+
+    def to_dict(self):
+        config = dataclasses.asdict(self)
+        config["latent_dims"] = list(self.latent_dims)
+        return config
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in values.items() if key in known}
+        if "latent_dims" in values:
+            values["latent_dims"] = tuple(values["latent_dims"])
+        return cls(**values)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-").replace("early-stopping-", "")
+
+
+def _finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def write_json(path, payload):
+    """Writes JSON to a temporary name, then renames it into place: a kill leaves no half file."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as file:
+        json.dump(payload, file, indent=2, sort_keys=True)
+        file.write("\n")
+    os.replace(temporary, path)

@@ -1,0 +1,57 @@
+"""Tiling image batches into one picture, and writing it as a PNG."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def make_grid(images, num_columns=None, padding=2, pad_value=0.5):
+    """Tiles images into one grid, row by row.
+
+    Args:
+        images: array [n, H, W, C] with values in [0, 1] (C is 1 or 3).
+        num_columns: images per row; by default the grid is as square as possible.
+        padding: pixels between images and around the grid.
+        pad_value: grey level of that padding, so that black digit backgrounds stay apart.
+
+    Returns:
+        float array [rows * (H + padding) + padding, columns * (W + padding) + padding, C].
+    """
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    if images.ndim != 4:
+        raise ValueError(f"`images` must be [n, H, W, C]. Received shape: {images.shape}")
+    count, height, width, channels = images.shape
+    num_columns = num_columns or int(np.ceil(np.sqrt(count)))
+    num_rows = int(np.ceil(count / num_columns))
+    grid = np.full(
+        (
+            num_rows * (height + padding) + padding,
+            num_columns * (width + padding) + padding,
+            channels,
+        ),
+        pad_value,
+        dtype=np.float32,
+    )
+    for index, image in enumerate(images):
+        row, column = divmod(index, num_columns)
+        top = padding + row * (height + padding)
+        left = padding + column * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def save_png(path, image, scale=1):
+    """Writes a [H, W, C] float image in [0, 1] as a PNG, through a temporary file and a rename.
+
+    Args:
+        scale: integer upscaling (nearest neighbour), so that 28x28 digits are readable.
+    """
+    pixels = np.round(np.clip(np.asarray(image), 0.0, 1.0) * 255).astype(np.uint8)
+    if scale > 1:
+        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    if pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    Image.fromarray(pixels).save(temporary)
+    os.replace(temporary, path)

@@ -1,0 +1,334 @@
+"""The variational ladder autoencoder (Zhao, Song & Ermon, ICML 2017), trained with MMD and SSIM."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from ladder_vae import losses
+
+# The smallest posterior standard deviation, so that log-densities and gradients stay finite.
+MIN_SCALE = 1e-4
+
+
+@keras.saving.register_keras_serializable(package="ladder_vae")
+class LadderVAE(keras.Model):
+    """A variational ladder autoencoder with an MMD prior term and an SSIM reconstruction term.
+
+    Inference, with h_0 = x and one ladder level per entry of `latent_dims`:
+        h_i = g_i(h_{i-1}),  q(z_i | x) = N(mu_i(h_i), sigma_i(h_i)),
+    where g_i is two Conv2D blocks (the first halves the resolution) with
+    `base_filters * 2**(i - 1)` filters, so higher, more abstract levels get more capacity.
+    Generation, with the prior p(z_i) = N(0, I):
+        z~_L = f_L(z_L),  z~_j = f_j([z~_{j+1} : z_j]),  x_mean = f_0(z~_1)  in [0, 1].
+    Each f_j mirrors g_j with a transposed convolution; z_j enters through a dense projection to
+    the feature map it is concatenated with.
+
+    The model owns its objective (see `ladder_vae.losses`):
+        reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
+        ssim_weight * (1 - SSIM(x, x_mean)),
+    computed once in `compute_loss_terms` for both `train_step` and `test_step`.
+
+    Args:
+        image_shape: (height, width, channels) of the images, e.g. (28, 28, 1).
+        latent_dims: size of z_i for each level, lowest level first; its length is L.
+        base_filters: filters of the lowest level's convolutions; doubled at each level.
+        reconstruction_sigma: standard deviation of the Gaussian likelihood p(x | z).
+        mmd_weight: weight of the MMD term.
+        ssim_weight: weight of the (1 - SSIM) term; 0 gives the model without SSIM.
+        mmd_per_level: one MMD per level (True) or one over the concatenated code (False).
+        seed: seed of the reparameterisation and prior noise drawn during training.
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dims=(2, 2, 2),
+        base_filters=32,
+        reconstruction_sigma=1.0,
+        mmd_weight=100.0,
+        ssim_weight=10.0,
+        mmd_per_level=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        image_shape = tuple(int(size) for size in image_shape)
+        latent_dims = tuple(int(dim) for dim in latent_dims)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(
+                "`image_shape` must be (height, width, channels). "
+                f"Received: image_shape={image_shape}"
+            )
+        if not latent_dims or min(latent_dims) < 1:
+            raise ValueError(
+                "`latent_dims` must list at least one positive size per level. "
+                f"Received: latent_dims={latent_dims}"
+            )
+        self.image_shape = image_shape
+        self.latent_dims = latent_dims
+        self.base_filters = int(base_filters)
+        self.reconstruction_sigma = float(reconstruction_sigma)
+        self.mmd_weight = float(mmd_weight)
+        self.ssim_weight = float(ssim_weight)
+        self.mmd_per_level = bool(mmd_per_level)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+        # Resolution of h_i: h_0 is the image, each level halves it (rounding up).
+        self.feature_sizes = [image_shape[:2]]
+        for _ in latent_dims:
+            height, width = self.feature_sizes[-1]
+            self.feature_sizes.append((math.ceil(height / 2), math.ceil(width / 2)))
+        self.level_filters = [self.base_filters * 2**level for level in range(self.num_levels)]
+
+        self.encoder_blocks = [self._encoder_block(level) for level in range(self.num_levels)]
+        self.flatten = keras.layers.Flatten()
+        self.mean_heads = [
+            keras.layers.Dense(dim, name=f"mean_{level + 1}")
+            for level, dim in enumerate(latent_dims)
+        ]
+        self.scale_heads = [
+            keras.layers.Dense(dim, activation="softplus", name=f"scale_{level + 1}")
+            for level, dim in enumerate(latent_dims)
+        ]
+        self.latent_projections = [
+            self._latent_projection(level) for level in range(self.num_levels)
+        ]
+        self.decoder_blocks = [self._decoder_block(level) for level in range(self.num_levels)]
+        self.output_block = self._output_block()
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.mmd_tracker = keras.metrics.Mean(name="mmd")
+        self.ssim_loss_tracker = keras.metrics.Mean(name="ssim_loss")
+        self.ssim_tracker = keras.metrics.Mean(name="ssim")
+
+    @property
+    def num_levels(self):
+        return len(self.latent_dims)
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.reconstruction_tracker,
+            self.mmd_tracker,
+            self.ssim_loss_tracker,
+            self.ssim_tracker,
+        ]
+
+    # Layers -----------------------------------------------------------------------------------
+    # Every hidden layer is convolution (or dense), batch normalisation, leaky ReLU, as in the
+    # official VLAE code. Without the normalisation the unregularised posterior means grow within
+    # a few Adam steps, the decoder's activations with them, and the output sigmoid saturates at 0
+    # for good (measured: all-black reconstructions after ~10 steps at lr 1e-3 and 3e-4).
+
+    @staticmethod
+    def _normalized(layer):
+        return [layer, keras.layers.BatchNormalization(momentum=0.9), keras.layers.LeakyReLU(0.2)]
+
+    def _encoder_block(self, level):
+        """g_{level+1}: a strided Conv2D that halves the resolution, then a Conv2D."""
+        filters = self.level_filters[level]
+        return keras.Sequential(
+            self._normalized(
+                keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)
+            )
+            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
+            name=f"encoder_{level + 1}",
+        )
+
+    def _latent_projection(self, level):
+        """Maps z_{level+1} to a feature map at the resolution of z~_{level+2} (of h_L at the top),
+        where it is concatenated."""
+        height, width = self.feature_sizes[min(level + 2, self.num_levels)]
+        filters = self.level_filters[level]
+        return keras.Sequential(
+            self._normalized(keras.layers.Dense(height * width * filters, use_bias=False))
+            + [keras.layers.Reshape((height, width, filters))],
+            name=f"latent_projection_{level + 1}",
+        )
+
+    def _upsample(self, filters, level):
+        """A stride-2 transposed convolution from the resolution of h_{level+1} to that of h_level,
+        cropped where the encoder rounded an odd size up (7 -> 4 -> 8 -> 7)."""
+        (height, width), (low_height, low_width) = (
+            self.feature_sizes[level],
+            self.feature_sizes[level + 1],
+        )
+        return self._normalized(
+            keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)
+        ) + [keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width)))]
+
+    def _decoder_block(self, level):
+        """f_{level+1}: from [z~_{level+2} : projected z_{level+1}] to z~_{level+1}.
+
+        The top level has no z~ above it: f_L is the projection of z_L and one Conv2D. The others
+        upsample to their own resolution first.
+        """
+        filters = self.level_filters[level]
+        upsample = [] if level == self.num_levels - 1 else self._upsample(filters, level + 1)
+        return keras.Sequential(
+            upsample
+            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
+            name=f"decoder_{level + 1}",
+        )
+
+    def _output_block(self):
+        """f_0: from z~_1 to the image mean in [0, 1]."""
+        return keras.Sequential(
+            self._upsample(self.level_filters[0], 0)
+            + [keras.layers.Conv2D(self.image_shape[-1], 3, padding="same", activation="sigmoid")],
+            name="decoder_0",
+        )
+
+    def build(self, input_shape=None):
+        """Creates every weight by running one image through the encoder and the decoder."""
+        if self.built:
+            return
+        self.call(keras.ops.zeros((1, *self.image_shape)), training=False)
+        self.built = True
+
+    # Inference and generation ----------------------------------------------------------------
+
+    def encode(self, images, training=False):
+        """Posterior parameters of every level.
+
+        Args:
+            images: float tensor [batch, H, W, C] in [0, 1].
+
+        Returns:
+            A list with one (mean, scale) pair of tensors [batch, latent_dims[i]] per level,
+            lowest level first.
+        """
+        features = images
+        posteriors = []
+        for level in range(self.num_levels):
+            features = self.encoder_blocks[level](features, training=training)
+            flat = self.flatten(features)
+            mean = self.mean_heads[level](flat)
+            scale = self.scale_heads[level](flat) + MIN_SCALE
+            posteriors.append((mean, scale))
+        return posteriors
+
+    def decode(self, codes, training=False):
+        """Image means from one code per level.
+
+        Args:
+            codes: a list of tensors [batch, latent_dims[i]], lowest level first.
+
+        Returns:
+            float tensor [batch, H, W, C] in [0, 1].
+        """
+        if len(codes) != self.num_levels:
+            raise ValueError(
+                f"`decode` needs one code per level ({self.num_levels}). "
+                f"Received: {len(codes)} codes"
+            )
+        features = None
+        for level in reversed(range(self.num_levels)):
+            projected = self.latent_projections[level](codes[level], training=training)
+            if features is not None:
+                projected = keras.ops.concatenate([features, projected], axis=-1)
+            features = self.decoder_blocks[level](projected, training=training)
+        return self.output_block(features, training=training)
+
+    def reparameterize(self, posteriors, seed=None):
+        """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I)."""
+        seed = self.seed_generator if seed is None else seed
+        return [
+            mean + scale * keras.random.normal(keras.ops.shape(mean), seed=seed, dtype=mean.dtype)
+            for mean, scale in posteriors
+        ]
+
+    def prior_sample(self, num_samples, seed=None, dtype="float32"):
+        """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level."""
+        seed = self.seed_generator if seed is None else seed
+        return [
+            keras.random.normal((num_samples, dim), seed=seed, dtype=dtype)
+            for dim in self.latent_dims
+        ]
+
+    def sample(self, num_samples, seed=None):
+        """`num_samples` image means decoded from the prior; the same images for one int seed."""
+        return self.decode(self.prior_sample(num_samples, seed=seed))
+
+    def call(self, images, training=False):
+        """Reconstructions: decoded posterior means (a posterior sample while training)."""
+        posteriors = self.encode(images, training=training)
+        if training:
+            codes = self.reparameterize(posteriors)
+        else:
+            codes = [mean for mean, _ in posteriors]
+        return self.decode(codes, training=training)
+
+    # Training ----------------------------------------------------------------------------------
+
+    def compute_loss_terms(self, images, training=False):
+        """Every term of the objective for one batch, shared by `train_step` and `test_step`.
+
+        Returns:
+            A dict of float32 scalars: `loss` (the total), `reconstruction`, `mmd`, `ssim_loss`
+            (1 - SSIM, the term) and `ssim` (mean SSIM, for monitoring).
+        """
+        posteriors = self.encode(images, training=training)
+        codes = self.reparameterize(posteriors)
+        reconstructions = self.decode(codes, training=training)
+        prior_codes = self.prior_sample(keras.ops.shape(images)[0], dtype=codes[0].dtype)
+
+        reconstruction = losses.gaussian_nll(images, reconstructions, self.reconstruction_sigma)
+        mmd = losses.latent_mmd(codes, prior_codes, per_level=self.mmd_per_level)
+        mean_ssim = tf.reduce_mean(losses.ssim(images, reconstructions))
+        ssim_loss = 1.0 - mean_ssim
+        total = reconstruction + self.mmd_weight * mmd + self.ssim_weight * ssim_loss
+        return {
+            "loss": total,
+            "reconstruction": reconstruction,
+            "mmd": mmd,
+            "ssim_loss": ssim_loss,
+            "ssim": mean_ssim,
+        }
+
+    def _update_trackers(self, terms):
+        for tracker in self.metrics:
+            tracker.update_state(terms[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.metrics}
+
+    def train_step(self, data):
+        images = _images_of(data)
+        with tf.GradientTape() as tape:
+            terms = self.compute_loss_terms(images, training=True)
+            # Gradients are summed over replicas under tf.distribute, so each replica
+            # contributes its share of the mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(terms["loss"] / replicas)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self._update_trackers(terms)
+
+    def test_step(self, data):
+        return self._update_trackers(self.compute_loss_terms(_images_of(data), training=False))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": list(self.image_shape),
+                "latent_dims": list(self.latent_dims),
+                "base_filters": self.base_filters,
+                "reconstruction_sigma": self.reconstruction_sigma,
+                "mmd_weight": self.mmd_weight,
+                "ssim_weight": self.ssim_weight,
+                "mmd_per_level": self.mmd_per_level,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _images_of(data):
+    """The images of a batch that is either images or (images, labels)."""
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data

@@ -1,0 +1,142 @@
+"""One training run, from a `TrainConfig` to a run directory."""
+
+import datetime
+import logging
+import os
+import platform
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ladder_vae import data as data_lib
+from ladder_vae.config import ConfigError, write_json
+from ladder_vae.model import LadderVAE
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+BEST_MODEL_FILE = "best.keras"
+FINAL_MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+
+
+def default_run_dir(now=None):
+    """`runs/<timestamp>`, relative to the working directory."""
+    now = now or datetime.datetime.now()
+    return os.path.join("runs", now.strftime("%Y%m%d-%H%M%S"))
+
+
+def library_versions():
+    import tensorflow_datasets as tfds
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_datasets": tfds.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def prepare_run_dir(run_dir):
+    """Creates `run_dir`, or says clearly why it cannot be used."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--run-dir {run_dir}: cannot create it ({error.strerror})") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"--run-dir {run_dir}: not writable")
+
+
+def build_model(config, image_shape):
+    """A compiled, built `LadderVAE` for `config`."""
+    model = LadderVAE(**config.model_kwargs(image_shape))
+    model.build((None, *image_shape))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+def build_callbacks(config, run_dir):
+    """The callbacks of a run: stopping, LR schedule, logging, samples, checkpoints, resume."""
+    from callbacks import SampleGrid
+
+    return [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            mode="min",
+            patience=config.early_stopping_patience,
+            min_delta=config.early_stopping_min_delta,
+            restore_best_weights=True,
+            verbose=1,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            mode="min",
+            factor=config.lr_factor,
+            patience=config.lr_patience,
+            min_lr=config.min_learning_rate,
+            verbose=1,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, BEST_MODEL_FILE),
+            monitor="val_loss",
+            mode="min",
+            save_best_only=True,
+        ),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+        SampleGrid(os.path.join(run_dir, "samples"), every=config.sample_every, seed=config.seed),
+    ]
+
+
+def train(config, verbose="auto"):
+    """Trains a model as `config` says and fills its run directory.
+
+    The run directory holds `config.json` (the resolved config, the data source and library
+    versions), `logs/` for TensorBoard, `samples/`, `best.keras` (lowest validation loss),
+    `model.keras` (the final weights), `history.csv`, and `backup/` while a run is unfinished.
+
+    Returns:
+        (model, history): the trained model and Keras's `History`.
+    """
+    config.validate()
+    config.run_dir = config.run_dir or default_run_dir()
+    keras.utils.set_random_seed(config.seed)
+    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
+    prepare_run_dir(config.run_dir)
+    write_json(
+        os.path.join(config.run_dir, CONFIG_FILE),
+        {
+            "config": config.to_dict(),
+            "data": data.source,
+            "image_shape": list(data.image_shape),
+            "versions": library_versions(),
+            "command": sys.argv,
+        },
+    )
+    logger.info("Run directory: %s", config.run_dir)
+
+    model = build_model(config, data.image_shape)
+    train_dataset = data_lib.make_dataset(
+        data.train_images, config.batch_size, shuffle=True, seed=config.seed, drop_remainder=True
+    )
+    val_dataset = data_lib.make_dataset(data.val_images, config.batch_size)
+    history = model.fit(
+        train_dataset,
+        validation_data=val_dataset,
+        epochs=config.epochs,
+        callbacks=build_callbacks(config, config.run_dir),
+        shuffle=False,
+        verbose=verbose,
+    )
+    model.save(os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    return model, history

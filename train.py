@@ -1,0 +1,244 @@
+"""Train a variational ladder autoencoder with MMD and SSIM losses.
+
+    python train.py                                  # MNIST through TFDS, 200 epochs
+    python train.py --data-dir ../shared/data/mnist --epochs 20 --run-dir runs/mnist
+
+Running the same command again with the same --run-dir after an interruption resumes the run.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from ladder_vae.config import TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def _number(kind, minimum, inclusive):
+    """An argparse type: a number of `kind` above (or at) `minimum`, with a one-line error."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < minimum or (value == minimum and not inclusive):
+            bound = ">=" if inclusive else ">"
+            raise argparse.ArgumentTypeError(f"must be {bound} {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 1, inclusive=True)
+non_negative_int = _number(int, 0, inclusive=True)
+positive_float = _number(float, 0.0, inclusive=False)
+non_negative_float = _number(float, 0.0, inclusive=True)
+
+
+def latent_dims(text):
+    """`2,2,2` (or `2 2 2` given as one argument) to (2, 2, 2)."""
+    parts = [part for part in text.replace(",", " ").split() if part]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected one positive integer per level, e.g. 2,2,2")
+    return tuple(positive_int(part) for part in parts)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default=DEFAULTS.dataset,
+        choices=["mnist", "fashion_mnist"],
+        help="TFDS dataset, or what --data-dir holds (default: %(default)s)",
+    )
+    data.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of IDX files (train-images-idx3-ubyte[.gz], labels, t10k-*) to use "
+        "instead of TFDS, e.g. ../shared/data/mnist",
+    )
+    data.add_argument(
+        "--tfds-data-dir",
+        default=None,
+        help="TFDS data directory (default: $TFDS_DATA_DIR, then ~/tensorflow_datasets)",
+    )
+
+    model = parser.add_argument_group("model and loss")
+    model.add_argument(
+        "--latent-dims",
+        type=latent_dims,
+        default=DEFAULTS.latent_dims,
+        help="latent size of each ladder level, lowest first; its length is the number of "
+        "levels (default: 2,2,2)",
+    )
+    model.add_argument(
+        "--base-filters",
+        type=positive_int,
+        default=DEFAULTS.base_filters,
+        help="filters of the lowest level, doubled per level (default: %(default)s)",
+    )
+    model.add_argument(
+        "--mmd-weight",
+        type=non_negative_float,
+        default=DEFAULTS.mmd_weight,
+        help="weight of MMD(q(z) || p(z)) (default: %(default)s)",
+    )
+    model.add_argument(
+        "--ssim-weight",
+        type=non_negative_float,
+        default=DEFAULTS.ssim_weight,
+        help="weight of 1 - SSIM; 0 trains the model without SSIM (default: %(default)s)",
+    )
+    model.add_argument(
+        "--reconstruction-sigma",
+        type=positive_float,
+        default=DEFAULTS.reconstruction_sigma,
+        help="standard deviation of the Gaussian likelihood (default: %(default)s)",
+    )
+    model.add_argument(
+        "--mmd-joint",
+        dest="mmd_per_level",
+        action="store_false",
+        help="one MMD over the concatenated code instead of one per level",
+    )
+
+    training = parser.add_argument_group("training")
+    training.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS.epochs,
+        help="maximum number of epochs (default: %(default)s)",
+    )
+    training.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS.batch_size,
+        help="images per step (default: %(default)s)",
+    )
+    training.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=DEFAULTS.learning_rate,
+        help="Adam learning rate, the peak of the cosine schedule (default: %(default)s)",
+    )
+    training.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS.seed,
+        help="seed of weights, shuffling, noise and sample grids (default: %(default)s)",
+    )
+    training.add_argument(
+        "--run-dir",
+        default=None,
+        help="run directory (default: runs/<timestamp>); an unfinished run there is resumed",
+    )
+
+    schedule = parser.add_argument_group("stopping and learning-rate schedule")
+    schedule.add_argument(
+        "--patience",
+        dest="early_stopping_patience",
+        type=non_negative_int,
+        default=DEFAULTS.early_stopping_patience,
+        help="epochs without val_loss improvement before stopping (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--min-delta",
+        dest="early_stopping_min_delta",
+        type=non_negative_float,
+        default=DEFAULTS.early_stopping_min_delta,
+        help="smallest val_loss decrease that counts as improvement (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--lr-schedule",
+        choices=["plateau", "cosine"],
+        default=DEFAULTS.lr_schedule,
+        help="plateau: halve the LR when val_loss stalls; cosine: linear warm-up, then cosine "
+        "decay over the epochs (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--lr-patience",
+        type=non_negative_int,
+        default=DEFAULTS.lr_patience,
+        help="plateau: epochs without improvement before the LR is reduced (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--lr-factor",
+        type=positive_float,
+        default=DEFAULTS.lr_factor,
+        help="plateau: factor applied to the LR on a plateau (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--min-learning-rate",
+        type=positive_float,
+        default=DEFAULTS.min_learning_rate,
+        help="plateau: lowest LR (default: %(default)s)",
+    )
+    schedule.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        default=DEFAULTS.warmup_epochs,
+        help="cosine: epochs of linear warm-up (default: %(default)s)",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--sample-every",
+        type=positive_int,
+        default=DEFAULTS.sample_every,
+        help="write sample images every this many epochs (default: %(default)s)",
+    )
+    output.add_argument(
+        "--no-export",
+        dest="export",
+        action="store_false",
+        help="skip the SavedModel export at the end of training",
+    )
+
+    speed = parser.add_argument_group("speed")
+    speed.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="compile the train step with XLA (slower on small CPUs, faster on GPUs)",
+    )
+    speed.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="float16 compute on GPUs (losses and SSIM stay float32)",
+    )
+    speed.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multiworker"],
+        default=DEFAULTS.strategy,
+        help="tf.distribute strategy (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    return TrainConfig(**vars(args))
+
+
+def main(argv=None):
+    config = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from ladder_vae.config import ConfigError
+    from ladder_vae.data import DataError
+    from ladder_vae.training import train
+
+    try:
+        train(config)
+    except (ConfigError, DataError) as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
