@@ -103,6 +103,9 @@ class LadderVAE(keras.Model):
         self.mmd_tracker = keras.metrics.Mean(name="mmd")
         self.ssim_loss_tracker = keras.metrics.Mean(name="ssim_loss")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        # Built at once, so that a model is always complete: saved before any call, it still
+        # restores its weights and optimizer state.
+        self.build()
 
     @property
     def num_levels(self):
@@ -126,7 +129,14 @@ class LadderVAE(keras.Model):
 
     @staticmethod
     def _normalized(layer):
-        return [layer, keras.layers.BatchNormalization(momentum=0.9), keras.layers.LeakyReLU(0.2)]
+        # Built under a multi-replica tf.distribute strategy, batch statistics are all-reduced
+        # over the global batch, so that N replicas compute what one device would.
+        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+        return [
+            layer,
+            keras.layers.BatchNormalization(momentum=0.9, synchronized=synchronized),
+            keras.layers.LeakyReLU(0.2),
+        ]
 
     def _encoder_block(self, level):
         """g_{level+1}: a strided Conv2D that halves the resolution, then a Conv2D."""
@@ -179,7 +189,12 @@ class LadderVAE(keras.Model):
         """f_0: from z~_1 to the image mean in [0, 1]."""
         return keras.Sequential(
             self._upsample(self.level_filters[0], 0)
-            + [keras.layers.Conv2D(self.image_shape[-1], 3, padding="same", activation="sigmoid")],
+            # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
+            + [
+                keras.layers.Conv2D(
+                    self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32"
+                )
+            ],
             name="decoder_0",
         )
 
@@ -235,12 +250,25 @@ class LadderVAE(keras.Model):
         return self.output_block(features, training=training)
 
     def reparameterize(self, posteriors, seed=None):
-        """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I)."""
+        """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I).
+
+        Under a multi-replica strategy every replica would draw the same eps from the shared
+        seed; each draws eps for the global batch instead and keeps its own rows, which are
+        independent across replicas and equal to what one device draws.
+        """
         seed = self.seed_generator if seed is None else seed
-        return [
-            mean + scale * keras.random.normal(keras.ops.shape(mean), seed=seed, dtype=mean.dtype)
-            for mean, scale in posteriors
-        ]
+        rows = _replica_rows(keras.ops.shape(posteriors[0][0])[0])
+        codes = []
+        for mean, scale in posteriors:
+            if rows is None:
+                noise = keras.random.normal(keras.ops.shape(mean), seed=seed, dtype=mean.dtype)
+            else:
+                start, stop, global_size = rows
+                noise = keras.random.normal(
+                    (global_size, mean.shape[-1]), seed=seed, dtype=mean.dtype
+                )[start:stop]
+            codes.append(mean + scale * noise)
+        return codes
 
     def prior_sample(self, num_samples, seed=None, dtype="float32"):
         """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level."""
@@ -275,10 +303,17 @@ class LadderVAE(keras.Model):
         posteriors = self.encode(images, training=training)
         codes = self.reparameterize(posteriors)
         reconstructions = self.decode(codes, training=training)
-        prior_codes = self.prior_sample(keras.ops.shape(images)[0], dtype=codes[0].dtype)
+        # MMD compares two samples, and one replica's share of the batch is a noisier sample of
+        # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
+        # replica the exact gradient of its rows) and compared with one prior draw of the global
+        # batch size, the same on every replica since they share the seed.
+        global_codes = _gather_replicas(codes)
+        prior_codes = self.prior_sample(
+            keras.ops.shape(global_codes[0])[0], dtype=global_codes[0].dtype
+        )
 
         reconstruction = losses.gaussian_nll(images, reconstructions, self.reconstruction_sigma)
-        mmd = losses.latent_mmd(codes, prior_codes, per_level=self.mmd_per_level)
+        mmd = losses.latent_mmd(global_codes, prior_codes, per_level=self.mmd_per_level)
         mean_ssim = tf.reduce_mean(losses.ssim(images, reconstructions))
         ssim_loss = 1.0 - mean_ssim
         total = reconstruction + self.mmd_weight * mmd + self.ssim_weight * ssim_loss
@@ -325,6 +360,35 @@ class LadderVAE(keras.Model):
             }
         )
         return config
+
+
+def _multi_replica_context():
+    """The replica context of a multi-replica `tf.distribute` step, or None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _replica_rows(batch_size):
+    """(start, stop, global_size): this replica's rows of the global batch, or None outside a
+    multi-replica step. Replicas may hold unequal shares (a last, smaller batch)."""
+    context = _multi_replica_context()
+    if context is None:
+        return None
+    sizes = context.all_gather(tf.reshape(tf.cast(batch_size, tf.int32), [1]), axis=0)
+    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    return start, start + tf.cast(batch_size, tf.int32), tf.reduce_sum(sizes)
+
+
+def _gather_replicas(tensors):
+    """The tensors of every replica, concatenated along the batch axis in replica order."""
+    context = _multi_replica_context()
+    if context is None:
+        return tensors
+    gathered = context.all_gather(list(tensors), axis=0)
+    # The gather loses static shapes; the MMD bandwidth needs the code size.
+    return [tf.ensure_shape(g, [None, *t.shape[1:]]) for g, t in zip(gathered, tensors)]
 
 
 def _images_of(data):

@@ -1,0 +1,235 @@
+"""The SavedModel export: plain TensorFlow loads it and gets what the Keras model computes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ladder_vae import export
+from ladder_vae.model import LadderVAE
+
+LATENT_DIMS = (2, 3, 1)
+# The export runs the same float32 kernels as Keras, in another process; measured: identical.
+ATOL = 1e-5
+
+# Run in a fresh interpreter (-I: no PYTHONPATH, no user site, not the repository on sys.path),
+# with this project made unimportable: what a user without the project installed has.
+CLIENT = r"""
+import json, sys
+
+class NoProject:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("ladder_vae", "callbacks"):
+            raise ImportError(f"the export must not need {name}")
+
+sys.meta_path.insert(0, NoProject())
+import numpy as np
+import tensorflow as tf
+
+saved_model, io_dir = sys.argv[1:]
+inputs = np.load(f"{io_dir}/inputs.npz")
+model = tf.saved_model.load(saved_model)
+out = {"latent_dims": model.latent_dims().numpy()}
+for size in (1, 37):
+    x, z = inputs[f"x{size}"], inputs[f"z{size}"]
+    out[f"encode{size}"] = model.encode(x).numpy()
+    out[f"decode{size}"] = model.decode(z).numpy()
+    out[f"reconstruct{size}"] = model.reconstruct(x).numpy()
+    out[f"serving_default{size}"] = model.signatures["serving_default"](x=tf.constant(x))[
+        "output_0"].numpy()
+out["sample_37_seed_11"] = model.sample(num=37, seed=11).numpy()
+out["sample_37_seed_11_again"] = model.sample(37, 11).numpy()
+out["sample_37_seed_12"] = model.sample(37, 12).numpy()
+out["sample_0"] = model.sample(0, 11).numpy()
+
+x = inputs["x1"]
+bad_calls = {
+    "wrong_size": lambda: model.encode(np.zeros((2, 27, 28, 1), np.float32)),
+    "wrong_rank": lambda: model.reconstruct(x[0]),
+    "wrong_dtype": lambda: model.encode(tf.constant(x, tf.float64)),
+    "wrong_code_size": lambda: model.decode(np.zeros((2, 7), np.float32)),
+    "uint8_pixels": lambda: model.encode((x * 255).astype(np.uint8)),
+    "negative_num": lambda: model.sample(-1, 0),
+}
+errors = {}
+for name, call in bad_calls.items():
+    try:
+        call()
+        errors[name] = None
+    except Exception as error:
+        errors[name] = [type(error).__name__, str(error)]
+with open(f"{io_dir}/errors.json", "w") as file:
+    json.dump(errors, file)
+assert "ladder_vae" not in sys.modules
+np.savez(f"{io_dir}/outputs.npz", **out)
+"""
+
+
+def keras_model():
+    """A small model with random weights and non-trivial BatchNorm statistics, so that an export
+    that ran BatchNorm in training mode (batch statistics) would not match."""
+    model = LadderVAE(latent_dims=LATENT_DIMS, base_filters=8, seed=3)
+    model.build((None, 28, 28, 1))
+    rng = np.random.default_rng(0)
+    for variable in model.non_trainable_variables:
+        if "moving_mean" in variable.path:
+            variable.assign(rng.normal(0.0, 0.2, variable.shape).astype(np.float32))
+        elif "moving_variance" in variable.path:
+            variable.assign(rng.uniform(0.5, 2.0, variable.shape).astype(np.float32))
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A run directory whose model.keras was exported by the command line, over an old export
+    and next to the leftover of an export killed earlier (pid 999999999 cannot be running)."""
+    run_dir = tmp_path_factory.mktemp("run")
+    model = keras_model()
+    model.save(str(run_dir / "model.keras"))
+    old = run_dir / "saved_model"
+    old.mkdir()
+    (old / "saved_model.pb").write_bytes(b"an older export")
+    (run_dir / ".saved_model.tmp-999999999").mkdir()
+    assert export.main([str(run_dir)]) == 0
+    return model, run_dir
+
+
+def test_export_replaces_the_old_export_and_leaves_no_temporary_directory(exported):
+    _, run_dir = exported
+    assert sorted(os.listdir(run_dir)) == ["model.keras", "saved_model"]
+    assert (run_dir / "saved_model" / "saved_model.pb").read_bytes() != b"an older export"
+
+
+@pytest.mark.slow
+def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, tmp_path):
+    model, run_dir = exported
+    dims = list(LATENT_DIMS)
+    inputs = {}
+    for size, x in ((1, digit_batch[37:38]), (37, digit_batch[:37])):
+        inputs[f"x{size}"] = x
+        # Codes of other images than x, so that decode is not only checked on encode's output.
+        inputs[f"z{size}"] = np.random.default_rng(size).normal(size=(size, sum(dims)))
+        inputs[f"z{size}"] = inputs[f"z{size}"].astype(np.float32)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", CLIENT, str(run_dir / "saved_model"), str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = dict(np.load(tmp_path / "outputs.npz"))
+    errors = json.loads((tmp_path / "errors.json").read_text())
+
+    np.testing.assert_array_equal(out["latent_dims"], dims)
+    for size in (1, 37):
+        x, z = inputs[f"x{size}"], inputs[f"z{size}"]
+        means = np.concatenate([mean for mean, _ in model.encode(x, training=False)], axis=-1)
+        assert out[f"encode{size}"].shape == (size, sum(dims))
+        np.testing.assert_allclose(out[f"encode{size}"], means, atol=ATOL)
+        decoded = model.decode(np.split(z, np.cumsum(dims)[:-1], axis=-1), training=False)
+        assert out[f"decode{size}"].shape == (size, 28, 28, 1)
+        np.testing.assert_allclose(out[f"decode{size}"], decoded, atol=ATOL)
+        reconstructed = model(x, training=False)
+        np.testing.assert_allclose(out[f"reconstruct{size}"], reconstructed, atol=ATOL)
+        np.testing.assert_allclose(out[f"serving_default{size}"], reconstructed, atol=ATOL)
+
+    # The client's samples are the Keras decoder's images of prior_codes(num, seed) computed
+    # here, in another process: a seed gives the same images everywhere.
+    codes = export.prior_codes(37, 11, dims)
+    expected = model.decode(tf.split(codes, dims, axis=-1), training=False)
+    np.testing.assert_allclose(out["sample_37_seed_11"], expected, atol=ATOL)
+    np.testing.assert_array_equal(out["sample_37_seed_11"], out["sample_37_seed_11_again"])
+    assert np.abs(out["sample_37_seed_11"] - out["sample_37_seed_12"]).mean() > 1e-3
+    assert out["sample_0"].shape == (0, 28, 28, 1)
+    for name in ("encode1", "decode37", "reconstruct37", "sample_37_seed_11"):
+        assert out[name].dtype == np.float32
+    for name in ("decode37", "reconstruct37", "sample_37_seed_11"):
+        assert 0.0 <= out[name].min() and out[name].max() <= 1.0
+
+    # Wrong input fails before the model runs; the first line says what was expected.
+    signature_errors = {
+        "wrong_size": "TensorSpec(shape=(2, 27, 28, 1), dtype=tf.float32",
+        "wrong_rank": "TensorSpec(shape=(28, 28, 1), dtype=tf.float32",
+        "wrong_dtype": "TensorSpec(shape=(1, 28, 28, 1), dtype=tf.float64",
+        "wrong_code_size": "TensorSpec(shape=(2, 7), dtype=tf.float32",
+    }
+    for name, received in signature_errors.items():
+        kind, message = errors[name]
+        first_line = message.splitlines()[0]
+        assert kind == "TypeError", (name, message[:500])
+        assert f"Can not cast {received}" in first_line, (name, first_line)
+    assert "to TensorSpec(shape=(None, 28, 28, 1), dtype=tf.float32" in (
+        errors["wrong_size"][1].splitlines()[0]
+    )
+    assert "to TensorSpec(shape=(None, 6), dtype=tf.float32" in (
+        errors["wrong_code_size"][1].splitlines()[0]
+    )
+    kind, message = errors["uint8_pixels"]
+    assert kind == "InvalidArgumentError"
+    assert "encode: x must hold values in [0, 1] (divide uint8 pixels by 255)" in message
+    kind, message = errors["negative_num"]
+    assert kind == "InvalidArgumentError" and "sample: num must be >= 0" in message
+
+
+def test_prior_codes_are_standard_normal_and_a_function_of_the_seed():
+    codes = export.prior_codes(20000, 5, [2, 3, 1]).numpy()
+    assert codes.shape == (20000, 6)
+    np.testing.assert_allclose(codes.mean(axis=0), 0.0, atol=0.03)
+    np.testing.assert_allclose(codes.std(axis=0), 1.0, atol=0.03)
+    np.testing.assert_array_equal(export.prior_codes(3, 5, [2, 3, 1]), codes[:3])
+    assert not np.allclose(export.prior_codes(3, 6, [2, 3, 1]), codes[:3])
+
+
+def test_a_failed_export_keeps_the_old_one_and_removes_its_half(tmp_path, monkeypatch):
+    path = tmp_path / "saved_model"
+    path.mkdir()
+    (path / "saved_model.pb").write_bytes(b"the old export")
+
+    class FailingArchive:
+        def write_out(self, filepath, verbose=True):
+            os.makedirs(filepath)
+            open(os.path.join(filepath, "saved_model.pb"), "wb").close()
+            raise OSError("disk full")
+
+    monkeypatch.setattr(export, "build_export_archive", lambda model: FailingArchive())
+    with pytest.raises(OSError, match="disk full"):
+        export.export_model(object(), str(path))
+    assert (path / "saved_model.pb").read_bytes() == b"the old export"
+    assert os.listdir(tmp_path) == ["saved_model"]
+
+
+def test_export_does_not_replace_a_directory_that_is_not_a_saved_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(export.ExportError, match="exists and is not a SavedModel"):
+        export.export_model(object(), str(tmp_path))
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        (None, ["{tmp}/missing"], "{tmp}/missing: no such run directory"),
+        (None, ["{tmp}"], "{tmp}/model.keras: no such model file"),
+        ("corrupt", ["{tmp}"], "{tmp}/model.keras: cannot load the model ("),
+        ("file_out", ["{tmp}", "--out", "{tmp}/out"], "exists and is not a directory"),
+    ],
+)
+def test_command_line_errors_are_one_line_with_exit_code_2(tmp_path, capsys, setup, argv, message):
+    if setup == "corrupt":
+        (tmp_path / "model.keras").write_bytes(b"not a zip file")
+    if setup == "file_out":
+        (tmp_path / "out").write_text("a file")
+    assert export.main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m ladder_vae.export: error: ")
+    assert message.format(tmp=tmp_path) in error
+    assert error.count("\n") == 1

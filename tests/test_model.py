@@ -1,0 +1,115 @@
+import keras
+import numpy as np
+import pytest
+
+from ladder_vae.model import LadderVAE
+
+SMALL = dict(base_filters=8, seed=1)
+
+
+@pytest.mark.parametrize(
+    "image_shape, latent_dims",
+    [((28, 28, 1), (2, 2, 2)), ((28, 28, 1), (3, 5)), ((32, 32, 3), (4, 4, 4, 4))],
+)
+def test_shapes(image_shape, latent_dims):
+    model = LadderVAE(image_shape=image_shape, latent_dims=latent_dims, **SMALL)
+    images = np.random.default_rng(0).random((5, *image_shape)).astype(np.float32)
+    reconstructions = keras.ops.convert_to_numpy(model(images))
+    assert reconstructions.shape == (5, *image_shape)
+    assert reconstructions.min() >= 0.0 and reconstructions.max() <= 1.0
+    posteriors = model.encode(images)
+    assert [tuple(mean.shape) for mean, _ in posteriors] == [(5, dim) for dim in latent_dims]
+    assert all(float(keras.ops.min(scale)) > 0 for _, scale in posteriors)
+    assert model.sample(3, seed=0).shape == (3, *image_shape)
+    assert model.decode(model.prior_sample(2, seed=0)).shape == (2, *image_shape)
+
+
+def test_higher_levels_have_at_least_the_capacity_of_lower_ones():
+    model = LadderVAE(**SMALL)
+    model.build()
+    sizes = [block.count_params() for block in model.encoder_blocks]
+    assert sizes == sorted(sizes)
+
+
+def test_sample_is_deterministic_per_seed():
+    model = LadderVAE(**SMALL)
+    first = keras.ops.convert_to_numpy(model.sample(4, seed=7))
+    np.testing.assert_array_equal(first, keras.ops.convert_to_numpy(model.sample(4, seed=7)))
+    assert not np.allclose(first, keras.ops.convert_to_numpy(model.sample(4, seed=8)))
+
+
+def test_decode_rejects_the_wrong_number_of_codes():
+    model = LadderVAE(**SMALL)
+    with pytest.raises(ValueError, match="one code per level"):
+        model.decode(model.prior_sample(2)[:2])
+
+
+def test_invalid_hyperparameters_are_rejected():
+    with pytest.raises(ValueError, match="latent_dims"):
+        LadderVAE(latent_dims=(2, 0))
+    with pytest.raises(ValueError, match="image_shape"):
+        LadderVAE(image_shape=(28, 28))
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch(digit_batch):
+    keras.utils.set_random_seed(0)
+    model = LadderVAE(**SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    # Evaluated in training mode, so the measure is the objective the steps minimise.
+    before = float(model.compute_loss_terms(digit_batch, training=True)["loss"])
+    for _ in range(30):
+        logs = model.train_on_batch(digit_batch, return_dict=True)
+    after = float(model.compute_loss_terms(digit_batch, training=True)["loss"])
+    assert set(logs) == {"loss", "reconstruction", "mmd", "ssim_loss", "ssim"}
+    assert after < 0.7 * before
+
+
+def test_test_step_reports_every_term(digit_batch):
+    model = LadderVAE(**SMALL)
+    model.compile(optimizer="adam")
+    logs = model.evaluate(digit_batch, batch_size=32, return_dict=True, verbose=0)
+    assert set(logs) == {"loss", "reconstruction", "mmd", "ssim_loss", "ssim"}
+    expected = logs["reconstruction"] + 100.0 * logs["mmd"] + 10.0 * logs["ssim_loss"]
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    assert logs["ssim"] == pytest.approx(1.0 - logs["ssim_loss"], abs=1e-6)
+
+
+def test_config_round_trip():
+    model = LadderVAE(
+        image_shape=(32, 32, 3),
+        latent_dims=(3, 4),
+        base_filters=8,
+        reconstruction_sigma=0.5,
+        mmd_weight=2.5,
+        ssim_weight=0.0,
+        mmd_per_level=False,
+        seed=3,
+    )
+    config = model.get_config()
+    restored = LadderVAE.from_config(config)
+    assert restored.get_config() == config
+    for name in ("image_shape", "latent_dims", "base_filters", "reconstruction_sigma"):
+        assert getattr(restored, name) == getattr(model, name)
+    assert (restored.mmd_weight, restored.ssim_weight, restored.mmd_per_level) == (2.5, 0.0, False)
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch):
+    model = LadderVAE(latent_dims=(2, 3), mmd_weight=2.5, **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.train_on_batch(digit_batch)  # Moves the BatchNorm statistics off their initial values.
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, LadderVAE)
+    assert restored.mmd_weight == 2.5
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored(digit_batch)),
+        keras.ops.convert_to_numpy(model(digit_batch)),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(restored.sample(4, seed=2)),
+        keras.ops.convert_to_numpy(model.sample(4, seed=2)),
+        atol=1e-6,
+    )
+    restored.train_on_batch(digit_batch)  # The optimizer came back too: training goes on.
