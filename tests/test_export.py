@@ -45,6 +45,8 @@ out["sample_37_seed_11"] = model.sample(num=37, seed=11).numpy()
 out["sample_37_seed_11_again"] = model.sample(37, 11).numpy()
 out["sample_37_seed_12"] = model.sample(37, 12).numpy()
 out["sample_0"] = model.sample(0, 11).numpy()
+out["encode_0"] = model.encode(np.zeros((0, 28, 28, 1), np.float32)).numpy()
+out["reconstruct_0"] = model.reconstruct(np.zeros((0, 28, 28, 1), np.float32)).numpy()
 
 x = inputs["x1"]
 bad_calls = {
@@ -149,7 +151,9 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     np.testing.assert_allclose(out["sample_37_seed_11"], expected, atol=ATOL)
     np.testing.assert_array_equal(out["sample_37_seed_11"], out["sample_37_seed_11_again"])
     assert np.abs(out["sample_37_seed_11"] - out["sample_37_seed_12"]).mean() > 1e-3
-    assert out["sample_0"].shape == (0, 28, 28, 1)
+    # An empty batch gives empty outputs of the right shape.
+    assert out["sample_0"].shape == out["reconstruct_0"].shape == (0, 28, 28, 1)
+    assert out["encode_0"].shape == (0, sum(dims))
     for name in ("encode1", "decode37", "reconstruct37", "sample_37_seed_11"):
         assert out[name].dtype == np.float32
     for name in ("decode37", "reconstruct37", "sample_37_seed_11"):

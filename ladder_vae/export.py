@@ -1,0 +1,270 @@
+"""A TensorFlow SavedModel of a trained `LadderVAE` that plain TensorFlow can load and serve.
+
+    python -m ladder_vae.export RUN_DIR                 # RUN_DIR/model.keras -> RUN_DIR/saved_model
+    python -m ladder_vae.export RUN_DIR --out DIR --model RUN_DIR/best.keras
+
+The SavedModel needs neither this project nor Keras: `tf.saved_model.load(path)` gives
+
+| endpoint      | input                                     | output                               |
+|---------------|-------------------------------------------|--------------------------------------|
+| `encode`      | `x` float32 [batch, H, W, C] in [0, 1]    | posterior means, float32 [batch, D]  |
+| `decode`      | `z` float32 [batch, D]                    | images, float32 [batch, H, W, C]     |
+| `reconstruct` | `x` as for `encode`                       | `decode(encode(x))`                  |
+| `sample`      | `num` int32 scalar, `seed` int32 scalar   | `num` images from the prior          |
+| `latent_dims` | nothing                                   | int32 [L], the size of each level    |
+
+D = sum(latent_dims); a code is the levels' codes concatenated, lowest level first, so level i
+is `z[:, sum(latent_dims[:i]) : sum(latent_dims[:i + 1])]`. Every endpoint is also a signature
+of the same name for TF Serving; `reconstruct` is `serving_default`. Images are in [0, 1].
+"""
+
+import argparse
+import glob
+import logging
+import os
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from ladder_vae.config import ConfigError
+from ladder_vae.model import LadderVAE
+
+SAVED_MODEL_DIR = "saved_model"
+MODEL_FILE = "model.keras"
+
+logger = logging.getLogger(__name__)
+
+
+class ExportError(ConfigError):
+    """A run directory, model file or output path that cannot be used; the message names it.
+
+    A `ConfigError`, so that `train.py` reports a failed export as its other usage errors."""
+
+
+def prior_codes(num, seed, latent_dims):
+    """`num` codes z ~ N(0, I), concatenated over the levels: float32 [num, sum(latent_dims)].
+
+    A function of (num, seed) alone, through `tf.random.stateless_normal`: the exported `sample`
+    takes the seed as an input, so one seed gives the same images in every process and on every
+    call. (A Python-int seed or a saved `SeedGenerator` would be frozen into the SavedModel.)
+    """
+    shape = tf.stack([tf.cast(num, tf.int32), sum(latent_dims)])
+    return tf.random.stateless_normal(shape, seed=tf.stack([tf.cast(seed, tf.int32), 0]))
+
+
+def build_export_archive(model):
+    """A `keras.export.ExportArchive` with the endpoints listed in this module's docstring.
+
+    Every endpoint runs the model with `training=False` (BatchNorm uses its moving statistics)
+    and returns float32, also for a mixed-precision model. The input signatures fix H, W, C and
+    D and leave the batch size free, so TensorFlow rejects input of another rank or size, or a
+    tensor of another dtype, before the model runs. Image input outside [0, 1] (uint8 pixels
+    not divided by 255, NaN) fails an assertion that says so.
+    """
+    if not model.built:
+        raise ValueError("The model must be built before export; call `model.build()` first.")
+    latent_dims = [int(dim) for dim in model.latent_dims]
+    image_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
+    code_spec = tf.TensorSpec((None, sum(latent_dims)), tf.float32, name="z")
+
+    def checked_images(x, endpoint):
+        in_range = tf.logical_and(tf.reduce_all(x >= 0.0), tf.reduce_all(x <= 1.0))
+        check = tf.debugging.Assert(
+            in_range,
+            [
+                f"{endpoint}: x must hold values in [0, 1] (divide uint8 pixels by 255); got min",
+                tf.reduce_min(x),
+                "max",
+                tf.reduce_max(x),
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
+
+    def unless_empty(batch_size, compute, shape):
+        # oneDNN's Conv2D returns an empty batch with the input's channels (measured, TF 2.21:
+        # [0, 28, 28, 8] from 1 filter), which breaks the next layer: skip the model instead.
+        return tf.cond(batch_size > 0, compute, lambda: tf.zeros((0, *shape), tf.float32))
+
+    def encode_means(x):
+        def compute():
+            posteriors = model.encode(x, training=False)
+            return tf.cast(tf.concat([mean for mean, _ in posteriors], axis=-1), tf.float32)
+
+        return unless_empty(tf.shape(x)[0], compute, [sum(latent_dims)])
+
+    def decode_codes(z):
+        def compute():
+            codes = tf.split(z, latent_dims, axis=-1)
+            return tf.cast(model.decode(codes, training=False), tf.float32)
+
+        return unless_empty(tf.shape(z)[0], compute, model.image_shape)
+
+    def encode(x):
+        return encode_means(checked_images(x, "encode"))
+
+    def decode(z):
+        return decode_codes(z)
+
+    def reconstruct(x):
+        return decode_codes(encode_means(checked_images(x, "reconstruct")))
+
+    def sample(num, seed):
+        check = tf.debugging.Assert(num >= 0, ["sample: num must be >= 0; got", num])
+        with tf.control_dependencies([check]):
+            return decode_codes(prior_codes(num, seed, latent_dims))
+
+    def latent_dims_endpoint():
+        return tf.constant(latent_dims, tf.int32)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint is also `serving_default`, TF Serving's default signature.
+    archive.add_endpoint("reconstruct", reconstruct, [image_spec])
+    archive.add_endpoint("encode", encode, [image_spec])
+    archive.add_endpoint("decode", decode, [code_spec])
+    archive.add_endpoint(
+        "sample",
+        sample,
+        [tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int32, name="seed")],
+    )
+    archive.add_endpoint("latent_dims", latent_dims_endpoint, [])
+    return archive
+
+
+def export_model(model, path):
+    """Writes the SavedModel of `model` to `path`, replacing an earlier export there.
+
+    The SavedModel is written to a hidden sibling directory and renamed into place, so a killed
+    export leaves either the old export or the new one at `path`, never half of one. A
+    directory at `path` that is not a SavedModel is not replaced.
+
+    Returns:
+        `path`.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    check_destination(path)
+    _remove_stale(parent, name)
+
+    temporary = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+    previous = os.path.join(parent, f".{name}.old-{os.getpid()}")
+    try:
+        build_export_archive(model).write_out(temporary, verbose=False)
+        if os.path.exists(path):
+            os.rename(path, previous)
+        os.rename(temporary, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
+    logger.info("SavedModel written to %s", path)
+    return path
+
+
+def check_destination(path):
+    """Raises `ExportError` unless a SavedModel can be written to `path`: its parent is (or can
+    be made) a writable directory, and `path` is new, empty or an earlier export."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ExportError(f"{path}: exists and is not a directory")
+        if os.listdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise ExportError(
+                f"{path}: exists and is not a SavedModel; choose an empty or new directory"
+            )
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"{parent}: cannot create it ({error.strerror})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{parent}: not writable")
+
+
+def _remove_stale(parent, name):
+    """Removes the temporary directories of exports to `name` that were killed midway."""
+    for leftover in glob.glob(os.path.join(parent, f".{name}.tmp-*")) + glob.glob(
+        os.path.join(parent, f".{name}.old-*")
+    ):
+        pid = leftover.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_keras_model(path):
+    """The `LadderVAE` saved at `path` (a `.keras` file), or an `ExportError` naming it."""
+    if not os.path.isfile(path):
+        raise ExportError(f"{path}: no such model file")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a truncated or foreign file.
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{path}: cannot load the model ({message})") from None
+    if not isinstance(model, LadderVAE):
+        raise ExportError(f"{path}: holds a {type(model).__name__}, not a LadderVAE")
+    return model
+
+
+def export_run(run_dir, out=None, model_path=None):
+    """Exports a run's model (`RUN_DIR/model.keras` by default) to `out` (`RUN_DIR/saved_model`).
+
+    Returns:
+        The path of the SavedModel.
+    """
+    if not os.path.isdir(run_dir):
+        raise ExportError(f"{run_dir}: no such run directory")
+    model_path = model_path or os.path.join(run_dir, MODEL_FILE)
+    out = out or os.path.join(run_dir, SAVED_MODEL_DIR)
+    check_destination(out)  # Before the slow load.
+    return export_model(load_keras_model(model_path), out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m ladder_vae.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by train.py")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="SavedModel directory to write (default: RUN_DIR/saved_model); an earlier export "
+        "there is replaced",
+    )
+    parser.add_argument(
+        "--model",
+        dest="model_path",
+        default=None,
+        help="the .keras file to export (default: RUN_DIR/model.keras; RUN_DIR/best.keras has "
+        "the lowest validation loss)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        path = export_run(args.run_dir, args.out, args.model_path)
+    except ExportError as error:
+        print(f"python -m ladder_vae.export: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
