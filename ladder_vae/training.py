@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from ladder_vae import data as data_lib
 from ladder_vae.config import ConfigError, write_json
+from ladder_vae.export import export_run
 from ladder_vae.model import LadderVAE
 
 logger = logging.getLogger(__name__)
@@ -139,4 +140,8 @@ def train(config, verbose="auto"):
         verbose=verbose,
     )
     model.save(os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    if config.export:
+        # From the saved file, not the model in memory: the export then matches model.keras
+        # exactly and holds no tf.distribute variables. Writes RUN_DIR/saved_model.
+        export_run(config.run_dir)
     return model, history
