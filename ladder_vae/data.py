@@ -26,7 +26,9 @@ import threading
 import zlib
 
 import numpy as np
-import tensorflow as tf
+
+# TensorFlow is imported in the functions that use it: reading and checking IDX files does not
+# start it, so that train.py reports bad data at once, without TensorFlow's start-up log lines.
 
 DATASETS = ("mnist", "fashion_mnist")
 BUNDLED_MNIST_DIR = os.path.join(os.path.dirname(__file__), "bundled", "mnist")
@@ -232,6 +234,8 @@ def tfds_prepared(name, tfds_data_dir=None):
         builder = _tfds_builder(name, tfds_data_dir)
     except Exception:  # A corrupt or foreign data dir: TFDS will say more when loading.
         return False
+    import tensorflow as tf
+
     return tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json"))
 
 
@@ -318,6 +322,8 @@ def load_data(dataset="mnist", data_dir=None, tfds_data_dir=None, allow_fallback
 
 def to_float(images):
     """uint8 [..., H, W, C] to float32 in [0, 1]."""
+    import tensorflow as tf
+
     return tf.cast(images, tf.float32) / 255.0
 
 
@@ -335,6 +341,8 @@ def make_dataset(images, batch_size, shuffle=False, seed=None, drop_remainder=Fa
         drop_remainder: drop a last, smaller batch (training: every step sees a full batch, so
             the MMD estimate has the same variance at every step).
     """
+    import tensorflow as tf
+
     dataset = tf.data.Dataset.from_tensor_slices(images)
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:
