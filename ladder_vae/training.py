@@ -14,6 +14,7 @@ from ladder_vae import data as data_lib
 from ladder_vae.config import ConfigError, write_json
 from ladder_vae.export import export_run
 from ladder_vae.model import LadderVAE
+from ladder_vae.run_lock import RunLock
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def train(config, verbose="auto"):
     The run directory holds `config.json` (the resolved config, the data source and library
     versions), `logs/` for TensorBoard, `samples/`, `best.keras` (lowest validation loss),
     `model.keras` (the final weights), `history.csv`, and `backup/` while a run is unfinished.
+    `run.lock` is locked while a process trains there: a second training on the same directory
+    fails at once with `RunDirLocked` (a `ConfigError`) instead of corrupting the run.
 
     Returns:
         (model, history): the trained model and Keras's `History`.
@@ -114,6 +117,13 @@ def train(config, verbose="auto"):
     keras.utils.set_random_seed(config.seed)
     data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
     prepare_run_dir(config.run_dir)
+    # Held through training, saving and export; the kernel drops it if the process dies.
+    with RunLock(config.run_dir):
+        return _train_locked(config, data, verbose)
+
+
+def _train_locked(config, data, verbose):
+    """The part of `train` that writes the run directory, run while holding its lock."""
     write_json(
         os.path.join(config.run_dir, CONFIG_FILE),
         {
