@@ -48,8 +48,15 @@ def latent_dims(text):
     return tuple(positive_int(part) for part in parts)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors reported in one line instead of a usage block and a line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     data = parser.add_argument_group("data")
@@ -228,15 +235,26 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+    from ladder_vae import preflight
     from ladder_vae.config import ConfigError
     from ladder_vae.data import DataError
-    from ladder_vae.training import train
 
     try:
-        train(config)
+        # Settings, run directory and IDX data are checked before TensorFlow starts: bad input
+        # is reported at once, in one line, and leaves nothing behind.
+        data = preflight.check_run(config)
+        from ladder_vae.training import train
+
+        train(config, data=data)
     except (ConfigError, DataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "train.py: interrupted; run the same command again to resume from the last epoch",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

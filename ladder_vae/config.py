@@ -65,6 +65,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not _finite(value) or value < 0:
                 raise ConfigError(f"{_flag(name)} must be a number >= 0. Received: {value!r}")
+        seed = self.seed
+        # The range that numpy's and keras.utils.set_random_seed's generators accept.
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ConfigError(f"--seed must be an integer in [0, 2**32 - 1]. Received: {seed!r}")
         if self.lr_factor >= 1:
             raise ConfigError(f"--lr-factor must be below 1. Received: {self.lr_factor!r}")
         dims = self.latent_dims

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_vae import data as data_lib
+from ladder_vae import preflight
 from ladder_vae.config import ConfigError, write_json
 from ladder_vae.export import export_run
 from ladder_vae.model import LadderVAE
@@ -100,7 +101,7 @@ def build_callbacks(config, run_dir):
     ]
 
 
-def train(config, verbose="auto"):
+def train(config, verbose="auto", data=None):
     """Trains a model as `config` says and fills its run directory.
 
     The run directory holds `config.json` (the resolved config, the data source and library
@@ -109,13 +110,27 @@ def train(config, verbose="auto"):
     `run.lock` is locked while a process trains there: a second training on the same directory
     fails at once with `RunDirLocked` (a `ConfigError`) instead of corrupting the run.
 
+    Args:
+        config: the `TrainConfig`.
+        verbose: `fit`'s verbosity.
+        data: the `ImageData` to train on, as `preflight.check_run` returns it (`train.py` loads
+            IDX data there, before TensorFlow starts); None loads the data that `config` names.
+
     Returns:
         (model, history): the trained model and Keras's `History`.
+
+    Raises:
+        ConfigError, DataError: bad settings or data, found before anything is written.
     """
     config.validate()
     config.run_dir = config.run_dir or default_run_dir()
     keras.utils.set_random_seed(config.seed)
-    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
+    if data is None:
+        data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
+    # All checks pass before the run directory is touched, so bad input leaves nothing behind.
+    preflight.check_data(config, data)
+    preflight.check_run_dir(config.run_dir)
+    preflight.check_resume(config, data)
     prepare_run_dir(config.run_dir)
     # Held through training, saving and export; the kernel drops it if the process dies.
     with RunLock(config.run_dir):
