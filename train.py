@@ -9,6 +9,7 @@ Running the same command again with the same --run-dir after an interruption res
 import argparse
 import logging
 import os
+import re
 import sys
 
 from ladder_vae.config import TrainConfig
@@ -50,6 +51,12 @@ def latent_dims(text):
 
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse, with usage errors reported in one line instead of a usage block and a line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Before Python 3.13 argparse takes `-1e-3` for an option and reports "expected one
+        # argument"; with 3.13's pattern the value reaches its type and its range check.
+        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -1,0 +1,232 @@
+"""Bad input to `python train.py`: one line naming the culprit, exit code 2, nothing written.
+
+Every case fails before TensorFlow starts (`ladder_vae.preflight`), so each run takes a fraction
+of a second and stderr holds nothing but the error line.
+"""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def write_idx(path, array):
+    """An IDX file of unsigned bytes: magic 0x08 <ndim>, the sizes, the data."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_digits(directory, count=64, side=28, labels=True, test_side=None):
+    """Random 'digits' as IDX files in `directory`; the content does not matter here."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, size, square in (("train", count, side), ("t10k", 16, test_side or side)):
+        write_idx(
+            directory / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (size, square, square))
+        )
+        if labels:
+            write_idx(directory / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, size))
+    return directory
+
+
+def write_run_record(run_dir, image_shape=(28, 28, 1), **config):
+    """The config.json of an earlier run, as `training.train` writes it."""
+    run_dir.mkdir(parents=True)
+    record = {"config": {"latent_dims": [2, 2, 2], "base_filters": 32, **config}}
+    record["image_shape"] = list(image_shape)
+    (run_dir / "config.json").write_text(json.dumps(record))
+    return run_dir
+
+
+def data_dir(tmp):
+    return write_digits(tmp / "digits")
+
+
+# Each case: (the flags, given tmp_path; the fragments the error line must hold). "{tmp}" in a
+# fragment stands for tmp_path. Flags without --data-dir get valid IDX digits; without --run-dir,
+# a run directory that must still not exist afterwards.
+CASES = {
+    # Flag values.
+    "epochs zero": (lambda tmp: ["--epochs", "0"], ["--epochs", "must be >= 1", "'0'"]),
+    "epochs negative": (lambda tmp: ["--epochs", "-5"], ["--epochs", "'-5'"]),
+    "epochs not a number": (lambda tmp: ["--epochs", "ten"], ["--epochs", "expected int", "'ten'"]),
+    "epochs fractional": (lambda tmp: ["--epochs", "2.5"], ["--epochs", "'2.5'"]),
+    "batch size zero": (lambda tmp: ["--batch-size", "0"], ["--batch-size", "'0'"]),
+    "batch size negative": (lambda tmp: ["--batch-size", "-32"], ["--batch-size", "'-32'"]),
+    "batch size not a number": (lambda tmp: ["--batch-size", "big"], ["--batch-size", "'big'"]),
+    "latent size zero": (lambda tmp: ["--latent-dims", "2,0,2"], ["--latent-dims", "'0'"]),
+    "latent size negative": (lambda tmp: ["--latent-dims", "2,-1"], ["--latent-dims", "'-1'"]),
+    "latent size not a number": (lambda tmp: ["--latent-dims", "2,x"], ["--latent-dims", "'x'"]),
+    "latent sizes empty": (lambda tmp: ["--latent-dims", ","], ["--latent-dims", "e.g. 2,2,2"]),
+    "base filters zero": (lambda tmp: ["--base-filters", "0"], ["--base-filters", "'0'"]),
+    "mmd weight negative": (lambda tmp: ["--mmd-weight", "-1"], ["--mmd-weight", "'-1'"]),
+    "mmd weight not a number": (lambda tmp: ["--mmd-weight", "lots"], ["--mmd-weight", "'lots'"]),
+    "ssim weight NaN": (lambda tmp: ["--ssim-weight", "nan"], ["--ssim-weight", "finite", "'nan'"]),
+    "ssim weight infinite": (lambda tmp: ["--ssim-weight", "inf"], ["--ssim-weight", "'inf'"]),
+    "sigma zero": (lambda tmp: ["--reconstruction-sigma", "0"], ["--reconstruction-sigma", "'0'"]),
+    "learning rate zero": (
+        lambda tmp: ["--learning-rate", "0"],
+        ["--learning-rate", "> 0.0", "'0'"],
+    ),
+    "learning rate negative": (
+        lambda tmp: ["--learning-rate", "-1e-3"],
+        ["--learning-rate", "'-1e-3'"],
+    ),
+    "learning rate not a number": (lambda tmp: ["--learning-rate", "fast"], ["'fast'"]),
+    "lr factor above 1": (lambda tmp: ["--lr-factor", "2"], ["--lr-factor", "below 1", "2.0"]),
+    "seed negative": (lambda tmp: ["--seed", "-1"], ["--seed", "[0, 2**32 - 1]", "-1"]),
+    "seed too large": (lambda tmp: ["--seed", str(2**32)], ["--seed", str(2**32)]),
+    "unknown dataset": (lambda tmp: ["--dataset", "cifar"], ["--dataset", "'cifar'", "mnist"]),
+    "unknown flag": (lambda tmp: ["--epocs", "3"], ["unrecognized arguments: --epocs 3"]),
+    # Data.
+    "data dir missing": (
+        lambda tmp: ["--data-dir", str(tmp / "nowhere")],
+        ["--data-dir {tmp}/nowhere: no such directory"],
+    ),
+    "data dir is a file": (
+        lambda tmp: ["--data-dir", str(write_digits(tmp / "d") / "train-images-idx3-ubyte")],
+        ["--data-dir {tmp}/d/train-images-idx3-ubyte: is not a directory"],
+    ),
+    "data dir empty": (
+        lambda tmp: ["--data-dir", str(tmp)],
+        ["--data-dir {tmp}: no training images", "train-images-idx3-ubyte"],
+    ),
+    "images file empty": (
+        lambda tmp: _damage(tmp, lambda path: path.write_bytes(b"")),
+        ["{tmp}/digits/train-images-idx3-ubyte: empty file"],
+    ),
+    "images file truncated": (
+        lambda tmp: _damage(tmp, lambda path: path.write_bytes(path.read_bytes()[:1000])),
+        ["{tmp}/digits/train-images-idx3-ubyte: truncated", "64x28x28"],
+    ),
+    "images file not IDX": (
+        lambda tmp: _damage(tmp, lambda path: path.write_bytes(b"<html>404</html>")),
+        ["{tmp}/digits/train-images-idx3-ubyte: not an IDX file"],
+    ),
+    "images file corrupt gzip": (
+        lambda tmp: _damage(tmp, lambda path: path.write_bytes(b"\x1f\x8b\x08\x00garbage")),
+        ["{tmp}/digits/train-images-idx3-ubyte: cannot read"],
+    ),
+    "labels missing": (
+        lambda tmp: ["--data-dir", str(write_digits(tmp / "d", labels=False))],
+        ["{tmp}/d: labels missing for train-images-idx3-ubyte"],
+    ),
+    "images too small for the model": (
+        lambda tmp: ["--data-dir", str(write_digits(tmp / "d", side=6))],
+        ["{tmp}/d/train-images-idx3-ubyte: images are 6x6", "7x7"],
+    ),
+    "test images of another size": (
+        lambda tmp: ["--data-dir", str(write_digits(tmp / "d", test_side=32))],
+        ["{tmp}/d: test images are (32, 32, 1) but training images are (28, 28, 1)"],
+    ),
+    "batch larger than the data": (
+        lambda tmp: ["--data-dir", str(data_dir(tmp)), "--batch-size", "65"],
+        ["--batch-size 65: more than the 64 training images", "{tmp}/digits"],
+    ),
+    # Run directory.
+    "run dir is a file": (
+        lambda tmp: ["--run-dir", str(_file(tmp / "run"))],
+        ["--run-dir {tmp}/run: exists and is not a directory"],
+    ),
+    "run dir below a file": (
+        lambda tmp: ["--run-dir", str(_file(tmp / "run") / "sub")],
+        ["--run-dir {tmp}/run/sub: cannot create it ({tmp}/run is not a directory)"],
+    ),
+    # sysfs takes no new files, not even from root, for whom permission bits mean nothing.
+    "run dir not writable": (
+        lambda tmp: ["--run-dir", "/sys/kernel"],
+        ["--run-dir /sys/kernel: not writable"],
+    ),
+    "run dir cannot be created": (
+        lambda tmp: ["--run-dir", "/sys/ladder-vae-run"],
+        ["--run-dir /sys/ladder-vae-run: cannot create it (/sys:"],
+    ),
+    "resume with images of another size": (
+        lambda tmp: ["--run-dir", str(write_run_record(tmp / "run", image_shape=(32, 32, 1)))],
+        ["{tmp}/digits/train-images-idx3-ubyte: images are 28x28x1", "trained on 32x32x1"],
+    ),
+    "resume with another channel count": (
+        lambda tmp: ["--run-dir", str(write_run_record(tmp / "run", image_shape=(28, 28, 3)))],
+        ["images are 28x28x1", "--run-dir {tmp}/run trained on 28x28x3"],
+    ),
+    "resume with other latent sizes": (
+        lambda tmp: [
+            "--run-dir",
+            str(write_run_record(tmp / "run")),
+            "--latent-dims",
+            "4,4",
+        ],
+        ["--latent-dims 4,4: the run in --run-dir {tmp}/run was started with --latent-dims 2,2,2"],
+    ),
+    "resume with a corrupt config.json": (
+        lambda tmp: ["--run-dir", str(_corrupt_record(tmp / "run"))],
+        ["{tmp}/run/config.json: unreadable record", "--run-dir {tmp}/run"],
+    ),
+}
+
+
+def _damage(tmp, how):
+    """Valid digits whose training images file `how` then spoils."""
+    directory = data_dir(tmp)
+    how(directory / "train-images-idx3-ubyte")
+    return ["--data-dir", str(directory)]
+
+
+def _file(path):
+    path.write_text("not a directory")
+    return path
+
+
+def _corrupt_record(run_dir):
+    write_run_record(run_dir)
+    (run_dir / "config.json").write_text('{"config": {"latent_dims": [2, 2')
+    return run_dir
+
+
+def _tree(path):
+    """Every path below `path` (inclusive) with its size, to tell that nothing was written."""
+    if not os.path.isdir(path):
+        return {str(path): os.path.getsize(path)} if os.path.exists(path) else {}
+    return {
+        os.path.join(root, name): os.path.getsize(os.path.join(root, name))
+        for root, dirs, files in os.walk(path)
+        for name in dirs + files
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_naming_the_culprit_with_exit_code_2(tmp_path, case):
+    make_args, fragments = CASES[case]
+    args = make_args(tmp_path)
+    if "--data-dir" not in args:
+        args += ["--data-dir", str(data_dir(tmp_path))]
+    if "--run-dir" not in args:
+        args += ["--run-dir", str(tmp_path / "new-run")]
+    before = _tree(tmp_path)
+
+    result = subprocess.run(
+        [sys.executable, "train.py", "--epochs", "1", "--no-export", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("train.py: error: ")
+    for fragment in fragments:
+        assert fragment.format(tmp=tmp_path) in lines[0]
+    # Nothing half-written: no new run directory, nothing new or changed in an existing one.
+    assert _tree(tmp_path) == before
