@@ -20,6 +20,8 @@ from ladder_vae.config import ConfigError
 MIN_IMAGE_SIDE = 7
 # `training.CONFIG_FILE`, the record of a run in its directory.
 CONFIG_FILE = "config.json"
+# `training.FINAL_MODEL_FILE`, written when a run has finished.
+FINAL_MODEL_FILE = "model.keras"
 # Settings that shape the model's weights: a run can only be resumed with the same values.
 ARCHITECTURE_FIELDS = ("latent_dims", "base_filters")
 
@@ -49,8 +51,9 @@ def check_run(config):
 
 def check_run_dir(run_dir):
     """Raises `ConfigError` unless `run_dir` is, or can be created as, a directory that this
-    process can write and that no other training holds. Writes a probe file and removes it:
-    permission bits do not tell (root passes `os.access` on a read-only file system)."""
+    process can write, that no other training holds and that holds no finished run. Writes a
+    probe file and removes it: permission bits do not tell (root passes `os.access` on a
+    read-only file system)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
     if os.path.isdir(run_dir):
@@ -58,6 +61,11 @@ def check_run_dir(run_dir):
         if problem:
             raise ConfigError(f"--run-dir {run_dir}: not writable ({problem})")
         run_lock.check_unlocked(run_dir)
+        if os.path.exists(os.path.join(run_dir, FINAL_MODEL_FILE)):
+            raise ConfigError(
+                f"--run-dir {run_dir}: holds a finished run ({FINAL_MODEL_FILE}); "
+                "choose another --run-dir"
+            )
         return
     ancestor = os.path.dirname(os.path.abspath(run_dir))
     while not os.path.exists(ancestor):

@@ -147,6 +147,10 @@ CASES = {
         lambda tmp: ["--run-dir", "/sys/ladder-vae-run"],
         ["--run-dir /sys/ladder-vae-run: cannot create it (/sys:"],
     ),
+    "run dir holds a finished run": (
+        lambda tmp: ["--run-dir", str(_finished_run(tmp / "run"))],
+        ["--run-dir {tmp}/run: holds a finished run (model.keras)"],
+    ),
     "resume with images of another size": (
         lambda tmp: ["--run-dir", str(write_run_record(tmp / "run", image_shape=(32, 32, 1)))],
         ["{tmp}/digits/train-images-idx3-ubyte: images are 28x28x1", "trained on 32x32x1"],
@@ -181,6 +185,12 @@ def _damage(tmp, how):
 def _file(path):
     path.write_text("not a directory")
     return path
+
+
+def _finished_run(run_dir):
+    write_run_record(run_dir)
+    (run_dir / "model.keras").write_bytes(b"a trained model")
+    return run_dir
 
 
 def _corrupt_record(run_dir):
