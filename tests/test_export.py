@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ladder_vae import export
+from ladder_vae import export, training
+from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
 
 LATENT_DIMS = (2, 3, 1)
@@ -182,6 +184,38 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     assert "encode: x must hold values in [0, 1] (divide uint8 pixels by 255)" in message
     kind, message = errors["negative_num"]
     assert kind == "InvalidArgumentError" and "sample: num must be >= 0" in message
+
+
+def write_idx(path, array):
+    """An IDX file of unsigned bytes: magic 0x08 <ndim>, the sizes, the data."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.slow
+def test_training_ends_with_an_export_of_the_final_model(tmp_path, bundled_digits, digit_batch):
+    data_dir = tmp_path / "digits"
+    data_dir.mkdir()
+    # 256 + 64 real digits: 4 steps and a short validation, so the test is mostly the export.
+    for prefix, images, labels in (
+        ("train", bundled_digits.train_images[:256], bundled_digits.train_labels[:256]),
+        ("t10k", bundled_digits.val_images[:64], bundled_digits.val_labels[:64]),
+    ):
+        write_idx(data_dir / f"{prefix}-images-idx3-ubyte", images[..., 0])
+        write_idx(data_dir / f"{prefix}-labels-idx1-ubyte", labels)
+    config = TrainConfig(
+        data_dir=str(data_dir),
+        run_dir=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=64,
+        latent_dims=LATENT_DIMS,
+        base_filters=8,
+    )
+    model, _ = training.train(config, verbose=0)
+    loaded = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
+    np.testing.assert_array_equal(loaded.latent_dims(), LATENT_DIMS)
+    x = digit_batch[:8]
+    np.testing.assert_allclose(loaded.reconstruct(x), model(x, training=False), atol=ATOL)
 
 
 def test_prior_codes_are_standard_normal_and_a_function_of_the_seed():
