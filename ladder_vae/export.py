@@ -3,7 +3,7 @@
     python -m ladder_vae.export RUN_DIR                 # RUN_DIR/model.keras -> RUN_DIR/saved_model
     python -m ladder_vae.export RUN_DIR --out DIR --model RUN_DIR/best.keras
 
-The SavedModel needs neither this project nor Keras: `tf.saved_model.load(path)` gives
+The SavedModel needs only TensorFlow, not this project: `tf.saved_model.load(path)` gives
 
 | endpoint      | input                                     | output                               |
 |---------------|-------------------------------------------|--------------------------------------|
@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import sys
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -207,11 +208,13 @@ def load_keras_model(path):
     """The `LadderVAE` saved at `path` (a `.keras` file), or an `ExportError` naming it."""
     if not os.path.isfile(path):
         raise ExportError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ExportError(f"{path}: not a .keras file (a .keras file is a zip archive)")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a truncated or foreign file.
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"{path}: cannot load the model ({message})") from None
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        raise ExportError(f"{path}: cannot load the model ({lines[0][:200]})") from None
     if not isinstance(model, LadderVAE):
         raise ExportError(f"{path}: holds a {type(model).__name__}, not a LadderVAE")
     return model
@@ -240,6 +243,7 @@ def parse_args(argv=None):
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by train.py")
     parser.add_argument(
         "--out",
+        metavar="DIR",
         default=None,
         help="SavedModel directory to write (default: RUN_DIR/saved_model); an earlier export "
         "there is replaced",
@@ -247,6 +251,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--model",
         dest="model_path",
+        metavar="FILE",
         default=None,
         help="the .keras file to export (default: RUN_DIR/model.keras; RUN_DIR/best.keras has "
         "the lowest validation loss)",

@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -257,13 +258,17 @@ def test_export_does_not_replace_a_directory_that_is_not_a_saved_model(tmp_path)
     [
         (None, ["{tmp}/missing"], "{tmp}/missing: no such run directory"),
         (None, ["{tmp}"], "{tmp}/model.keras: no such model file"),
-        ("corrupt", ["{tmp}"], "{tmp}/model.keras: cannot load the model ("),
+        ("corrupt", ["{tmp}"], "{tmp}/model.keras: not a .keras file"),
+        ("bad_zip", ["{tmp}"], "{tmp}/model.keras: cannot load the model ("),
         ("file_out", ["{tmp}", "--out", "{tmp}/out"], "exists and is not a directory"),
     ],
 )
 def test_command_line_errors_are_one_line_with_exit_code_2(tmp_path, capsys, setup, argv, message):
     if setup == "corrupt":
         (tmp_path / "model.keras").write_bytes(b"not a zip file")
+    if setup == "bad_zip":
+        with zipfile.ZipFile(tmp_path / "model.keras", "w") as archive:
+            archive.writestr("config.json", "{")
     if setup == "file_out":
         (tmp_path / "out").write_text("a file")
     assert export.main([arg.format(tmp=tmp_path) for arg in argv]) == 2
