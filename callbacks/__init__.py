@@ -1,5 +1,29 @@
-"""Keras callbacks that a ladder-VAE run needs beyond Keras's own."""
+"""Keras callbacks that a ladder-VAE run needs beyond Keras's own (one callback per module)."""
 
-from callbacks.sample_grid import SampleGrid
+from callbacks.atomic_backup_and_restore import AtomicBackupAndRestore
+from callbacks.best_model_checkpoint import BestModelCheckpoint, save_model_atomically
+from callbacks.config_text import ConfigText
+from callbacks.epoch_images import EpochImages, fixed_prior_noise
+from callbacks.learning_rate_logger import LearningRateLogger
+from callbacks.level_traversal import LevelTraversal
+from callbacks.reconstruction_grid import ReconstructionGrid
+from callbacks.resumable_csv_logger import ResumableCSVLogger
+from callbacks.sample_grid import SampleGrid, write_animation
+from callbacks.terminate_on_non_finite import NonFiniteLossError, TerminateOnNonFinite
 
-__all__ = ["SampleGrid"]
+__all__ = [
+    "AtomicBackupAndRestore",
+    "BestModelCheckpoint",
+    "ConfigText",
+    "EpochImages",
+    "LearningRateLogger",
+    "LevelTraversal",
+    "NonFiniteLossError",
+    "ReconstructionGrid",
+    "ResumableCSVLogger",
+    "SampleGrid",
+    "TerminateOnNonFinite",
+    "fixed_prior_noise",
+    "save_model_atomically",
+    "write_animation",
+]

@@ -1,0 +1,88 @@
+"""EpochImages: the shared machinery of the callbacks that draw a figure every few epochs."""
+
+import os
+
+import keras
+import numpy as np
+
+from ladder_vae.image_grid import save_png
+
+
+def fixed_prior_noise(latent_dims, num_samples, seed):
+    """One batch of prior noise, N(0, I) per level, that depends on nothing but its arguments.
+
+    Drawn with NumPy rather than the model's generator so that every callback of a run, and a
+    resumed run in a new process, gets the very same codes: the figures of epoch 5 and of epoch
+    150 then show the same codes and compare frame by frame.
+
+    Returns:
+        A list with one float32 array [num_samples, dim] per level, lowest level first.
+    """
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((num_samples, dim)).astype(np.float32) for dim in latent_dims]
+
+
+class EpochImages(keras.callbacks.Callback):
+    """Base class: every `every` epochs, writes the figures of `figures(epoch)` as PNGs and images.
+
+    A figure named `name` after epoch index `epoch` (0-based, as Keras counts) goes to
+    `directory/<name>_epoch_<epoch + 1:04d>.png` (1-based, as the progress bar counts), and, when
+    `log_dir` is given, to TensorBoard as `tf.summary.image(tag, ...)` at step `epoch`, the step
+    of Keras's epoch scalars. Both get the same pixels, upscaled `scale` times.
+
+    Subclasses implement `figures(epoch)`, returning (name, tag, grid) triples where grid is a
+    float array [H, W, C] in [0, 1]; they call the model with `training=False`.
+
+    Args:
+        directory: where the PNGs go (created if needed).
+        log_dir: TensorBoard directory of these images, or None for PNGs only.
+        every: write after every `every`-th epoch.
+        scale: integer upscaling (nearest neighbour), so that 28x28 digits are readable.
+    """
+
+    def __init__(self, directory, log_dir=None, every=1, scale=2):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"`every` must be a positive integer. Received: every={every}")
+        self.directory = directory
+        self.log_dir = log_dir
+        self.every = every
+        self.scale = scale
+        self.writer = None
+
+    def figures(self, epoch):
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        for name, tag, grid in self.figures(epoch):
+            self.write_image(name, tag, grid, epoch)
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def image_path(self, name, epoch):
+        return os.path.join(self.directory, f"{name}_epoch_{epoch + 1:04d}.png")
+
+    def write_image(self, name, tag, grid, epoch):
+        save_png(self.image_path(name, epoch), grid, scale=self.scale)
+        if self.log_dir is None:
+            return
+        import tensorflow as tf  # tf.summary: Keras has no image summary of its own.
+
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(self.log_dir)
+        # uint8, rounded as `save_png` rounds: TensorBoard shows the PNG's very pixels.
+        pixels = np.round(np.clip(np.asarray(grid), 0.0, 1.0) * 255).astype(np.uint8)
+        pixels = pixels.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+        with self.writer.as_default():
+            tf.summary.image(tag, pixels[None], step=epoch)
+        # Flushed now, so that TensorBoard shows the images during training, not at the end.
+        self.writer.flush()
