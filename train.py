@@ -15,6 +15,8 @@ import sys
 from ladder_vae.config import TrainConfig
 
 DEFAULTS = TrainConfig()
+# Exit status when a loss became NaN or Inf (2 is for usage errors).
+EXIT_NON_FINITE_LOSS = 3
 
 
 def _number(kind, minimum, inclusive):
@@ -252,7 +254,20 @@ def main(argv=None):
         data = preflight.check_run(config)
         from ladder_vae.training import train
 
-        train(config, data=data)
+        from callbacks import NonFiniteLossError  # Imports TensorFlow, as `training` did.
+
+        try:
+            train(config, data=data)
+        except NonFiniteLossError as error:
+            run_dir = config.run_dir
+            print(
+                f"\ntrain.py: error: training stopped: {error}. Kept the last good state: "
+                f"{os.path.join(run_dir, 'best.keras')} (best epoch) and "
+                f"{os.path.join(run_dir, 'backup')} (last finished epoch); lower "
+                "--learning-rate before resuming",
+                file=sys.stderr,
+            )
+            return EXIT_NON_FINITE_LOSS
     except (ConfigError, DataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ import datetime
 import logging
 import os
 import platform
+import shutil
 import sys
 
 import keras
@@ -23,6 +24,11 @@ CONFIG_FILE = "config.json"
 BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"
+LOGS_DIR = "logs"
+SAMPLES_DIR = "samples"
+# Validation images shown beside their reconstructions every epoch.
+NUM_RECONSTRUCTION_IMAGES = 32
 
 # The strategies `make_strategy` has created in this process, by name.
 _STRATEGIES = {}
@@ -84,8 +90,39 @@ def make_strategy(name):
     return _STRATEGIES[name]
 
 
-def build_model(config, image_shape, strategy=None):
+def learning_rate_schedule(config, steps_per_epoch=None):
+    """The learning rate of `config`: a float, or for `--lr-schedule cosine` a schedule.
+
+    cosine: linear warm-up from 0 to `learning_rate` over `warmup_epochs`, then cosine decay to
+    0 at the last of `epochs` (Keras's `CosineDecay` with `warmup_target`), counted in steps,
+    `steps_per_epoch` per epoch. The optimizer's iteration count drives it, so a resumed run
+    (whose optimizer state is restored) continues the schedule where it stopped.
+    """
+    if config.lr_schedule != "cosine":
+        return config.learning_rate
+    if config.warmup_epochs >= config.epochs:
+        raise ConfigError(
+            f"--warmup-epochs {config.warmup_epochs} leaves no epoch for the cosine decay of "
+            f"--epochs {config.epochs}; use fewer warm-up epochs"
+        )
+    if not steps_per_epoch:
+        raise ValueError(
+            "`steps_per_epoch` is needed by the cosine schedule. "
+            f"Received: steps_per_epoch={steps_per_epoch}"
+        )
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
+        decay_steps=(config.epochs - config.warmup_epochs) * steps_per_epoch,
+        warmup_target=config.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def build_model(config, image_shape, strategy=None, steps_per_epoch=None):
     """A compiled, built `LadderVAE` for `config`, its variables placed by `strategy`.
+
+    `steps_per_epoch` (training batches per epoch) is needed by `--lr-schedule cosine`.
 
     With `config.mixed_precision` the layers compute in float16 (the output layer, the losses and
     SSIM stay float32) and `compile` wraps the optimizer in a loss-scaling one; the global dtype
@@ -100,7 +137,9 @@ def build_model(config, image_shape, strategy=None):
             model = LadderVAE(**config.model_kwargs(image_shape))
             model.build((None, *image_shape))
             model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                optimizer=keras.optimizers.Adam(
+                    learning_rate=learning_rate_schedule(config, steps_per_epoch)
+                ),
                 jit_compile=config.jit_compile,
             )
     finally:
@@ -108,38 +147,84 @@ def build_model(config, image_shape, strategy=None):
     return model
 
 
-def build_callbacks(config, run_dir):
-    """The callbacks of a run: stopping, LR schedule, logging, samples, checkpoints, resume."""
-    from callbacks import SampleGrid
+def build_callbacks(config, run_dir, validation_images=None):
+    """The callbacks of a run, in the order they must run (see each one's docstring).
 
+    Stopping on `val_loss` with the best weights restored, the learning-rate schedule
+    (`ReduceLROnPlateau` unless `config.lr_schedule` is `cosine`, which lives in the optimizer),
+    the learning rate in the logs, `history.csv`, TensorBoard scalars, images and config, the
+    figures under `samples/`, `best.keras`, and the per-epoch backup that a rerun resumes from.
+
+    Args:
+        validation_images: float array [n, H, W, C] in [0, 1] to show beside their
+            reconstructions every epoch; None leaves that figure out.
+    """
+    import callbacks as lvae_callbacks
+
+    logs_dir = os.path.join(run_dir, LOGS_DIR)
+    samples_dir = os.path.join(run_dir, SAMPLES_DIR)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        mode="min",
+        patience=config.early_stopping_patience,
+        min_delta=config.early_stopping_min_delta,
+        restore_best_weights=True,
+        verbose=1,
+    )
+    best_checkpoint = lvae_callbacks.BestModelCheckpoint(
+        os.path.join(run_dir, BEST_MODEL_FILE), monitor="val_loss", mode="min"
+    )
+    stateful = [early_stopping, best_checkpoint]
+    if config.lr_schedule == "plateau":
+        stateful.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                mode="min",
+                factor=config.lr_factor,
+                patience=config.lr_patience,
+                min_lr=config.min_learning_rate,
+                verbose=1,
+            )
+        )
+    figures = [
+        lvae_callbacks.SampleGrid(
+            samples_dir,
+            log_dir=os.path.join(logs_dir, "samples"),
+            every=config.sample_every,
+            seed=config.seed,
+        ),
+        lvae_callbacks.LevelTraversal(
+            samples_dir,
+            log_dir=os.path.join(logs_dir, "traversals"),
+            every=config.sample_every,
+            seed=config.seed,
+        ),
+    ]
+    if validation_images is not None:
+        figures.append(
+            lvae_callbacks.ReconstructionGrid(
+                samples_dir,
+                validation_images,
+                log_dir=os.path.join(logs_dir, "reconstructions"),
+                every=config.sample_every,
+            )
+        )
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            mode="min",
-            patience=config.early_stopping_patience,
-            min_delta=config.early_stopping_min_delta,
-            restore_best_weights=True,
-            verbose=1,
+        # First: nothing may save the weights of a step that made the loss NaN.
+        lvae_callbacks.TerminateOnNonFinite(),
+        # Before the loggers, which fix their columns at the first epoch.
+        lvae_callbacks.LearningRateLogger(),
+        *stateful,
+        lvae_callbacks.ResumableCSVLogger(os.path.join(run_dir, HISTORY_FILE)),
+        keras.callbacks.TensorBoard(logs_dir, write_graph=False),
+        lvae_callbacks.ConfigText(os.path.join(logs_dir, "config"), config.to_dict()),
+        *figures,
+        # Last: it saves the state the others reached in this epoch, and restores it after
+        # their on_train_begin has reset it. The backup is deleted by `train` once the final
+        # model is saved, not when fit returns.
+        lvae_callbacks.AtomicBackupAndRestore(
+            os.path.join(run_dir, BACKUP_DIR), stateful_callbacks=stateful, delete_checkpoint=False
         ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
-            mode="min",
-            factor=config.lr_factor,
-            patience=config.lr_patience,
-            min_lr=config.min_learning_rate,
-            verbose=1,
-        ),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, BEST_MODEL_FILE),
-            monitor="val_loss",
-            mode="min",
-            save_best_only=True,
-        ),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-        SampleGrid(os.path.join(run_dir, "samples"), every=config.sample_every, seed=config.seed),
     ]
 
 
@@ -148,7 +233,10 @@ def train(config, verbose="auto", data=None):
 
     The run directory holds `config.json` (the resolved config, the data source and library
     versions), `logs/` for TensorBoard, `samples/`, `best.keras` (lowest validation loss),
-    `model.keras` (the final weights), `history.csv`, and `backup/` while a run is unfinished.
+    `model.keras` (the final model: the best epoch's weights, which early stopping restores),
+    `history.csv`, and `backup/` while a run is unfinished. Calling `train` again with the same
+    run directory resumes an unfinished run from its last finished epoch; a finished run (one
+    with `model.keras`) is refused.
     `run.lock` is locked while a process trains there: a second training on the same directory
     fails at once with `RunDirLocked` (a `ConfigError`) instead of corrupting the run.
 
@@ -163,6 +251,8 @@ def train(config, verbose="auto", data=None):
 
     Raises:
         ConfigError, DataError: bad settings or data, found before anything is written.
+        NonFiniteLossError: a loss became NaN or Inf; `best.keras` and `backup/` hold the last
+            good state.
     """
     config.validate()
     strategy = make_strategy(config.strategy)
@@ -194,20 +284,26 @@ def _train_locked(config, data, strategy, verbose):
     )
     logger.info("Run directory: %s", config.run_dir)
 
-    model = build_model(config, data.image_shape, strategy)
     train_dataset = data_lib.make_dataset(
         data.train_images, config.batch_size, shuffle=True, seed=config.seed, drop_remainder=True
     )
+    steps_per_epoch = int(train_dataset.cardinality())
+    model = build_model(config, data.image_shape, strategy, steps_per_epoch=steps_per_epoch)
     val_dataset = data_lib.make_dataset(data.val_images, config.batch_size)
+    validation_images = data.val_images[:NUM_RECONSTRUCTION_IMAGES].astype(np.float32) / 255.0
     history = model.fit(
         train_dataset,
         validation_data=val_dataset,
         epochs=config.epochs,
-        callbacks=build_callbacks(config, config.run_dir),
+        callbacks=build_callbacks(config, config.run_dir, validation_images=validation_images),
         shuffle=False,
         verbose=verbose,
     )
-    model.save(os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    from callbacks import save_model_atomically
+
+    save_model_atomically(model, os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    # Only now: a kill before this point resumes from the backup, one after it finds model.keras.
+    shutil.rmtree(os.path.join(config.run_dir, BACKUP_DIR), ignore_errors=True)
     if config.export:
         # From the saved file, not the model in memory: the export then matches model.keras
         # exactly and holds no tf.distribute variables. Writes RUN_DIR/saved_model.
