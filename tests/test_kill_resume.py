@@ -1,0 +1,127 @@
+"""`kill -9` in the middle of a checkpoint write, then the same command again: the run resumes
+and finishes, having lost at most the epoch in flight."""
+
+import csv
+import glob
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+EPOCHS = 3
+# train.py, except that the $STOP_NTH-th rename that completes the checkpoint file named
+# $STOP_AT (its temporary complete, the file itself not yet replaced) first signals $STOPPED and
+# then waits: the test kills the process there, from outside, with SIGKILL.
+STOPPING_TRAIN = """
+import os, runpy, sys, time
+
+rename = os.replace
+seen = 0
+
+def replace(source, destination, *args, **kwargs):
+    global seen
+    if os.path.basename(str(destination)) == os.environ["STOP_AT"]:
+        seen += 1
+        if seen == int(os.environ["STOP_NTH"]):
+            open(os.environ["STOPPED"], "w").close()
+            time.sleep(600)
+    return rename(source, destination, *args, **kwargs)
+
+os.replace = replace
+sys.argv[0] = "train.py"
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def write_idx(path, array):
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def tiny_digits(directory, bundled_digits):
+    """128 training and 64 test digits of the bundled MNIST as IDX files."""
+    directory.mkdir()
+    for prefix, images, labels in (
+        ("train", bundled_digits.train_images[:128], bundled_digits.train_labels[:128]),
+        ("t10k", bundled_digits.val_images[:64], bundled_digits.val_labels[:64]),
+    ):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte", images[..., 0])
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
+    return directory
+
+
+def history_epochs(run_dir):
+    with open(run_dir / "history.csv", newline="") as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+# Inside the write of epoch 2's backup: its weights, or the commit point (the second state.json)
+# that would make it the backup to resume from.
+@pytest.mark.parametrize("checkpoint, nth", [("epoch_0002.weights.h5", 1), ("state.json", 2)])
+def test_kill_during_a_checkpoint_write_then_rerun_resumes(
+    tmp_path, bundled_digits, checkpoint, nth
+):
+    run_dir = tmp_path / "run"
+    args = ["--data-dir", str(tiny_digits(tmp_path / "digits", bundled_digits))]
+    args += ["--run-dir", str(run_dir), "--epochs", str(EPOCHS), "--batch-size", "32"]
+    args += ["--base-filters", "8", "--sample-every", "100", "--no-export"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    stopped = tmp_path / "stopped"
+
+    first = subprocess.Popen(
+        [sys.executable, "-c", STOPPING_TRAIN, *args],
+        cwd=REPO_ROOT,
+        env={**env, "STOP_AT": checkpoint, "STOP_NTH": str(nth), "STOPPED": str(stopped)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
+        # Mid-write: the lock names the writer, a temporary holds the new checkpoint.
+        assert (run_dir / "run.lock").read_text().startswith(f"pid {first.pid} on ")
+        temporaries = glob.glob(str(run_dir / "backup" / "*.tmp-*"))
+        assert temporaries
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+        first.stderr.close()
+    assert first.returncode == -signal.SIGKILL
+    # A kill a moment earlier leaves the temporary half written: make it so.
+    with open(temporaries[0], "r+b") as file:
+        file.truncate(os.path.getsize(temporaries[0]) // 2)
+    # Epoch 2 ended and was logged, but its backup never completed: it is the epoch lost.
+    assert history_epochs(run_dir) == [0, 1]
+
+    second = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from the backup of epoch 1" in second.stderr
+    assert f"Epoch 2/{EPOCHS}" in second.stdout and "Epoch 1/" not in second.stdout
+    assert history_epochs(run_dir) == list(range(EPOCHS))
+    for model_file in ("best.keras", "model.keras"):
+        assert zipfile.is_zipfile(run_dir / model_file)
+    # Finished: no backup to resume from, no temporary left, the lock free.
+    assert not (run_dir / "backup").exists()
+    assert not glob.glob(str(run_dir / "**" / "*.tmp-*"), recursive=True)
+    assert (run_dir / "run.lock").read_text() == ""
