@@ -80,6 +80,12 @@ class TrainConfig:
             raise ConfigError(
                 f"--lr-schedule must be 'plateau' or 'cosine'. Received: {self.lr_schedule!r}"
             )
+        # Also checked where the schedule is built; here it fails before anything is written.
+        if self.lr_schedule == "cosine" and self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"--warmup-epochs {self.warmup_epochs} leaves no epoch for the cosine decay of "
+                f"--epochs {self.epochs}; use fewer warm-up epochs"
+            )
         if self.strategy not in ("default", "mirrored", "multiworker"):
             raise ConfigError(
                 "--strategy must be 'default', 'mirrored' or 'multiworker'. "

@@ -80,6 +80,10 @@ CASES = {
     ),
     "learning rate not a number": (lambda tmp: ["--learning-rate", "fast"], ["'fast'"]),
     "lr factor above 1": (lambda tmp: ["--lr-factor", "2"], ["--lr-factor", "below 1", "2.0"]),
+    "cosine warm-up as long as the run": (
+        lambda tmp: ["--lr-schedule", "cosine", "--warmup-epochs", "1"],
+        ["--warmup-epochs 1 leaves no epoch for the cosine decay of --epochs 1"],
+    ),
     "seed negative": (lambda tmp: ["--seed", "-1"], ["--seed", "[0, 2**32 - 1]", "-1"]),
     "seed too large": (lambda tmp: ["--seed", str(2**32)], ["--seed", str(2**32)]),
     "unknown dataset": (lambda tmp: ["--dataset", "cifar"], ["--dataset", "'cifar'", "mnist"]),
