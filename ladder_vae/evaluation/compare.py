@@ -1,0 +1,179 @@
+"""Several evaluated runs side by side: a markdown table and a figure (`evaluate.py --compare`)."""
+
+import datetime
+import json
+import logging
+import os
+
+import numpy as np
+from PIL import Image
+
+from ladder_vae.config import write_json
+from ladder_vae.evaluation import figures, loading, report
+from ladder_vae.evaluation.loading import EvaluationError
+from ladder_vae.evaluation.run import EVAL_DIR, INFO_FILE, METRICS_FILE, SAMPLES_FILE, evaluate_run
+
+logger = logging.getLogger(__name__)
+
+TABLE_FILE = "comparison.md"
+FIGURE_FILE = "comparison.png"
+JSON_FILE = "comparison.json"
+# Bar charts of the comparison figure: (key, title, reference key drawn as a dotted line).
+PANELS = (
+    ("test_mse", "test MSE (lower)", None),
+    ("test_ssim", "test SSIM (higher)", None),
+    (
+        "sample_frechet_distance",
+        "sample Frechet distance\n(lower; dotted: real floor)",
+        "reference_frechet_distance_train_test",
+    ),
+    (
+        "sample_inception_score",
+        "sample Inception Score\n(higher; dotted: test digits)",
+        "reference_inception_score_test",
+    ),
+    ("sample_sharpness_ratio", "sample sharpness / real\n(near 1)", None),
+    ("latent_mmd", "MMD$^2$ posterior means vs prior\n(lower)", None),
+)
+# Run settings shown in the table when they differ between the runs.
+CONFIG_KEYS = (
+    "ssim_weight",
+    "mmd_weight",
+    "latent_dims",
+    "base_filters",
+    "reconstruction_sigma",
+    "mmd_per_level",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+)
+
+
+def default_out_dir(now=None):
+    """`runs/compare-<timestamp>`, relative to the working directory (like train.py's runs)."""
+    now = now or datetime.datetime.now()
+    return os.path.join("runs", now.strftime("compare-%Y%m%d-%H%M%S"))
+
+
+def _up_to_date(eval_dir, model_path):
+    """Whether `eval_dir` holds an evaluation of `model_path` newer than the model file."""
+    metrics_path = os.path.join(eval_dir, METRICS_FILE)
+    info_path = os.path.join(eval_dir, INFO_FILE)
+    if not (os.path.isfile(metrics_path) and os.path.isfile(info_path)):
+        return False
+    try:
+        with open(info_path) as file:
+            info = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return info.get("model") == model_path and os.path.getmtime(metrics_path) >= os.path.getmtime(
+        model_path
+    )
+
+
+def _labels(run_dirs):
+    """Short, distinct names: the run directories' base names, with parents where they clash."""
+    labels = [os.path.basename(os.path.normpath(path)) for path in run_dirs]
+    for index, label in enumerate(labels):
+        if labels.count(label) > 1:
+            labels[index] = os.path.join(
+                os.path.basename(os.path.dirname(os.path.normpath(run_dirs[index]))), label
+            )
+    return labels
+
+
+def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate_kwargs):
+    """Evaluates each run where its `eval/` is missing or older than its model, then compares.
+
+    Writes to `out_dir` (default `default_out_dir()`): `comparison.md` (the table),
+    `comparison.json` ({label: metrics}) and `comparison.png` (bar charts and sample grids).
+
+    Args:
+        paths: two or more run directories (or model files, as `evaluate_run` takes).
+        force: evaluate every run again even where its `eval/` is up to date.
+        evaluate_kwargs: passed to `evaluate_run` (data overrides, num_samples, seed...).
+
+    Returns:
+        (table, out_dir): the markdown table and where the files went.
+    """
+    if len(paths) < 2:
+        raise EvaluationError(f"--compare needs at least two runs. Received: {list(paths)}")
+    resolved = [loading.resolve(path, checkpoint) for path in paths]
+    runs = []
+    for (model_path, run_dir), path in zip(resolved, paths):
+        eval_dir = os.path.join(run_dir, EVAL_DIR)
+        if force or not _up_to_date(eval_dir, model_path):
+            logger.info("Evaluating %s", path)
+            metrics, info = evaluate_run(model_path, checkpoint=checkpoint, **evaluate_kwargs)
+        else:
+            logger.info("Using the evaluation in %s", eval_dir)
+            with open(os.path.join(eval_dir, METRICS_FILE)) as file:
+                metrics = json.load(file)
+            with open(os.path.join(eval_dir, INFO_FILE)) as file:
+                info = json.load(file)
+        runs.append((run_dir, metrics, info))
+
+    labels = _labels([run_dir for run_dir, _, _ in runs])
+    table = comparison_table(
+        labels, [metrics for _, metrics, _ in runs], [info for *_, info in runs]
+    )
+    out_dir = out_dir or default_out_dir()
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise EvaluationError(f"--out {out_dir}: cannot create it ({error.strerror})") from None
+    with open(os.path.join(out_dir, TABLE_FILE), "w") as file:
+        file.write(f"# Comparison\n\n{table}\n\nFigure: ![comparison]({FIGURE_FILE})\n")
+    write_json(
+        os.path.join(out_dir, JSON_FILE),
+        {
+            label: {"run_dir": run_dir, "metrics": metrics}
+            for label, (run_dir, metrics, _) in zip(labels, runs)
+        },
+    )
+    sample_grids = []
+    for run_dir, _, info in runs:
+        sample_path = os.path.join(run_dir, EVAL_DIR, SAMPLES_FILE)
+        sample_grids.append(
+            np.asarray(Image.open(sample_path)) if os.path.isfile(sample_path) else None
+        )
+    figures.comparison(
+        labels,
+        [metrics for _, metrics, _ in runs],
+        PANELS,
+        sample_grids,
+        os.path.join(out_dir, FIGURE_FILE),
+    )
+    return table, out_dir
+
+
+def comparison_table(labels, metrics_list, infos):
+    """Markdown: one column per run; rows for differing settings, then the metrics."""
+    rows = []
+    configs = [info.get("config") or {} for info in infos]
+    for key in CONFIG_KEYS:
+        values = [config.get(key) for config in configs]
+        if any(value != values[0] for value in values):
+            rows.append(
+                [f"config: `{key}`"] + ["?" if value is None else str(value) for value in values]
+            )
+    epochs = [info.get("epochs_trained") for info in infos]
+    if any(value is not None for value in epochs):
+        rows.append(["epochs trained"] + ["?" if value is None else str(value) for value in epochs])
+    keys = [key for key in report.HEADLINE if any(key in metrics for metrics in metrics_list)]
+    levels = sorted(
+        {key for metrics in metrics_list for key in metrics if key.startswith("level_")},
+        key=lambda key: (int(key.split("_")[1]), key),
+    )
+    for key in keys + [key for key in levels if not key.endswith("_dims") or "active" in key]:
+        better = report.describe(key)[0]
+        arrow = {"lower": " (lower)", "higher": " (higher)", "1": " (near 1)"}.get(better, "")
+        rows.append(
+            [f"`{key}`{arrow}"]
+            + [
+                report.format_value(metrics[key]) if key in metrics else "n/a"
+                for metrics in metrics_list
+            ]
+        )
+    return report.markdown_table(["metric"] + labels, rows)

@@ -1,0 +1,178 @@
+"""The PNG figures of an evaluation, drawn with matplotlib's object API (no pyplot, no display)."""
+
+import os
+import statistics
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ladder_vae.image_grid import make_grid, save_png
+
+DPI = 100
+# Panels of the loss-curve figure: (title, history column); `val_` + column is drawn beside it.
+LOSS_PANELS = (
+    ("total loss", "loss"),
+    ("reconstruction (Gaussian NLL)", "reconstruction"),
+    ("MMD$^2$(q(z) || p(z))", "mmd"),
+    ("mean SSIM", "ssim"),
+)
+
+
+def save_figure(figure, path):
+    """Writes a matplotlib `Figure` as PNG through a temporary name and a rename."""
+    FigureCanvasAgg(figure)
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary, dpi=DPI, facecolor="white")
+    os.replace(temporary, path)
+    return path
+
+
+def _grid_figure(grid, title, scale=2.0):
+    """A figure showing one image grid [H, W, C] at `scale` screen pixels per image pixel, with
+    a title above it (one line per newline in `title`)."""
+    height, width = grid.shape[:2]
+    title_inches = 0.2 + 0.18 * (title.count("\n") + 1)
+    image_inches = height * scale / DPI
+    figure = Figure(figsize=(width * scale / DPI, image_inches + title_inches))
+    axes = figure.add_axes((0, 0, 1, image_inches / (image_inches + title_inches)))
+    grey = grid.shape[-1] == 1
+    axes.imshow(
+        grid[..., 0] if grey else grid,
+        cmap="gray" if grey else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    axes.set_axis_off()
+    figure.suptitle(title, fontsize=9, y=1 - 0.08 / (image_inches + title_inches), va="top")
+    return figure
+
+
+def sample_grid(images, path, num_columns=10, scale=2):
+    """`images` [n, H, W, C] in a plain grid of `num_columns` columns, `scale` x enlarged.
+
+    No title, like the training run's `samples/epoch_*.png`, so that `--compare` can show the
+    grids of several runs side by side as they are.
+    """
+    save_png(path, make_grid(images, num_columns=num_columns), scale=scale)
+    return path
+
+
+def reconstruction_pairs(originals, reconstructions, path, num_columns=16):
+    """Rows of originals, each followed by the row of their reconstructions."""
+    count = (min(len(originals), len(reconstructions)) // num_columns) * num_columns
+    if count == 0:
+        raise ValueError(f"need at least {num_columns} images. Received: {len(originals)}")
+    rows = []
+    for start in range(0, count, num_columns):
+        rows.append(originals[start : start + num_columns])
+        rows.append(reconstructions[start : start + num_columns])
+    grid = make_grid(np.concatenate(rows), num_columns=num_columns)
+    return save_figure(
+        _grid_figure(grid, "test digits (odd rows) and their reconstructions (even rows)"), path
+    )
+
+
+def traversal_codes(latent_dims, level, steps=10, limit=0.95):
+    """Codes [n, D] that move level `level` (0-based) through its prior, other levels at 0.
+
+    Values are prior quantiles from (1 - limit) / 2 to (1 + limit) / 2, so each step has the same
+    prior mass. A level of 2 dimensions gives a steps x steps grid (its whole 2-D manifold);
+    another gives one row per dimension, that dimension moved and the rest of the level at 0.
+
+    Returns:
+        (codes [rows * steps, D], rows).
+    """
+    normal = statistics.NormalDist()
+    values = np.array(
+        [normal.inv_cdf(p) for p in np.linspace((1 - limit) / 2, (1 + limit) / 2, steps)],
+        np.float32,
+    )
+    dim = latent_dims[level]
+    offset = int(sum(latent_dims[:level]))
+    if dim == 2:
+        # Row r has the second dimension at its r-th value (top = high), columns move the first.
+        first, second = np.meshgrid(values, values[::-1])
+        level_codes = np.stack([first.ravel(), second.ravel()], axis=-1)
+    else:
+        level_codes = np.zeros((dim * steps, dim), np.float32)
+        for row in range(dim):
+            level_codes[row * steps : (row + 1) * steps, row] = values
+    codes = np.zeros((len(level_codes), int(sum(latent_dims))), np.float32)
+    codes[:, offset : offset + dim] = level_codes
+    return codes, len(level_codes) // steps
+
+
+def traversal(images, level, latent_dims, path, steps=10):
+    """The images decoded from `traversal_codes`, as one grid with a title that explains it."""
+    dim = latent_dims[level]
+    if dim == 2:
+        how = f"z_{level + 1}[0] left to right, z_{level + 1}[1] bottom to top"
+    else:
+        how = f"one row per dimension of z_{level + 1}, left to right"
+    title = (
+        f"level {level + 1} of {len(latent_dims)} (1 = lowest): {how}\n"
+        "over prior quantiles 2.5% to 97.5%; the other levels at 0"
+    )
+    grid = make_grid(images, num_columns=steps)
+    return save_figure(_grid_figure(grid, title, scale=max(2.0, 560 / grid.shape[1])), path)
+
+
+def loss_curves(history, path):
+    """Training and validation curves of each loss term, from the run's `history.csv`."""
+    epochs = history.get("epoch", np.arange(len(next(iter(history.values())))))
+    epochs = epochs + 1  # CSVLogger counts from 0; the progress bar and samples from 1.
+    panels = [
+        (title, key) for title, key in LOSS_PANELS if key in history or f"val_{key}" in history
+    ]
+    figure = Figure(figsize=(4.0 * len(panels), 3.2), layout="constrained")
+    for axes, (title, key) in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                label = "validation" if prefix else "training"
+                axes.plot(epochs, history[prefix + key], style, marker=".", label=label)
+        axes.set_title(title, fontsize=10)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def comparison(labels, metrics, panels, sample_images, path):
+    """Bar charts of some metrics for several runs, and each run's sample grid below.
+
+    Args:
+        labels: one short name per run.
+        metrics: one flat metrics dict per run.
+        panels: (key, title, reference_key or None) per bar chart; a reference (such as the
+            real-data floor) is drawn as a dotted line per run.
+        sample_images: one image array [H, W, C] (a sample grid) or None per run.
+    """
+    num_runs = len(labels)
+    colours = [f"C{index}" for index in range(num_runs)]
+    figure = Figure(figsize=(max(3.0 * len(panels), 4.0 * num_runs), 8.5), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.5))
+    for axes, (key, title, reference) in zip(np.atleast_1d(top.subplots(1, len(panels))), panels):
+        values = [run.get(key, np.nan) for run in metrics]
+        bars = axes.bar(range(num_runs), values, color=colours)
+        axes.bar_label(bars, fmt="%.3g", fontsize=8)
+        if reference:
+            for index, run in enumerate(metrics):
+                if reference in run:
+                    axes.hlines(
+                        run[reference], index - 0.4, index + 0.4, colors="k", linestyles=":"
+                    )
+        axes.set_title(title, fontsize=9)
+        axes.set_xticks(range(num_runs), labels, fontsize=8, rotation=15)
+        axes.margins(y=0.15)
+    for axes, label, image, colour in zip(
+        np.atleast_1d(bottom.subplots(1, num_runs)), labels, sample_images, colours
+    ):
+        axes.set_axis_off()
+        axes.set_title(f"{label}: samples from the prior", fontsize=10, color=colour)
+        if image is not None:
+            axes.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    return save_figure(figure, path)

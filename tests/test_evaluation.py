@@ -1,0 +1,348 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from ladder_vae import classifier as classifier_lib
+from ladder_vae import data as data_lib
+from ladder_vae.config import write_json
+from ladder_vae.evaluation import compare, figures, loading, metrics, report
+from ladder_vae.evaluation.loading import EvaluationError
+from ladder_vae.evaluation.run import evaluate_run
+from ladder_vae.model import LadderVAE
+
+from .conftest import REPO_ROOT
+
+RNG = np.random.default_rng(0)
+NUM_SAMPLES = 300
+
+
+# Metrics on cases with known answers ----------------------------------------------------------
+
+
+def test_frechet_distance_of_identical_sets_is_zero():
+    features = RNG.standard_normal((2000, 16)) * RNG.random(16) + RNG.standard_normal(16)
+    assert metrics.frechet_distance_of_features(features, features.copy()) < 1e-9
+    # Rank-deficient covariances, as ReLU features give: still finite and about 0.
+    features[:, :4] = 0.0
+    assert metrics.frechet_distance_of_features(features, features.copy()) < 1e-9
+
+
+def test_frechet_distance_of_gaussians_has_its_closed_form():
+    dim = 8
+    identity = (np.zeros(dim), np.eye(dim))
+    shifted = (np.full(dim, 0.5), np.eye(dim))
+    wider = (np.zeros(dim), 4.0 * np.eye(dim))
+    assert metrics.frechet_distance(identity, shifted) == pytest.approx(dim * 0.25)
+    # Tr(I + 4I - 2 (4I)^(1/2)) = dim (1 + 4 - 4).
+    assert metrics.frechet_distance(identity, wider) == pytest.approx(dim)
+    assert metrics.frechet_distance(wider, identity) == pytest.approx(dim)
+
+
+def test_frechet_distance_grows_with_a_shift_of_samples():
+    features = RNG.standard_normal((3000, 10))
+    other = RNG.standard_normal((3000, 10))
+    same = metrics.frechet_distance_of_features(features, other)
+    moved = metrics.frechet_distance_of_features(features, other + 1.0)
+    assert same < 0.1
+    assert moved == pytest.approx(10.0, rel=0.1)
+
+
+def test_inception_score_bounds():
+    uniform = np.full((100, 10), 0.1)
+    assert metrics.inception_score(uniform) == pytest.approx(1.0)
+    confident_balanced = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.inception_score(confident_balanced) == pytest.approx(10.0, rel=1e-6)
+    confident_one_class = np.eye(10)[np.zeros(1000, int)]
+    assert metrics.inception_score(confident_one_class) == pytest.approx(1.0)
+    confident_five = np.eye(10)[np.arange(1000) % 5]
+    assert metrics.inception_score(confident_five) == pytest.approx(5.0, rel=1e-6)
+
+
+def test_class_coverage_and_entropy():
+    one_class = np.eye(10)[np.full(500, 3)]
+    assert metrics.class_coverage(one_class) == pytest.approx(0.1)
+    assert metrics.class_entropy(one_class) == pytest.approx(0.0)
+    balanced = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.class_coverage(balanced) == pytest.approx(1.0)
+    assert metrics.class_entropy(balanced) == pytest.approx(1.0)
+    # 2 stray predictions of 1,000 (0.2% < 1% of the set) do not cover a class.
+    labels = np.full(1000, 3)
+    labels[:2] = 7
+    assert metrics.class_coverage(np.eye(10)[labels]) == pytest.approx(0.1)
+    labels[:20] = 7
+    assert metrics.class_coverage(np.eye(10)[labels]) == pytest.approx(0.2)
+
+
+def test_sharpness_of_a_step_edge_and_of_blurred_digits(digit_batch):
+    step = np.zeros((1, 4, 4, 1), np.float32)
+    step[:, :, 2:] = 1.0
+    # One of the 3 columns of forward differences crosses the edge: 3 of 9 pixels at 1.
+    assert metrics.sharpness(step) == pytest.approx(1.0 / 3.0)
+    assert metrics.sharpness(np.full((2, 8, 8, 1), 0.7)) == 0.0
+    kernel = np.ones((3, 3, 1, 1), np.float32) / 9.0
+    import tensorflow as tf
+
+    blurred = tf.nn.conv2d(digit_batch, kernel, strides=1, padding="SAME").numpy()
+    assert metrics.sharpness(blurred) < 0.8 * metrics.sharpness(digit_batch)
+
+
+def test_reconstruction_metrics(digit_batch):
+    assert metrics.mean_squared_error(digit_batch, digit_batch) == 0.0
+    assert metrics.mean_squared_error(np.zeros((2, 3, 3, 1)), np.full((2, 3, 3, 1), 0.5)) == 0.25
+    assert metrics.mean_ssim(digit_batch, digit_batch, batch_size=10) == pytest.approx(1.0)
+    noisy = np.clip(digit_batch + RNG.normal(0, 0.3, digit_batch.shape), 0, 1).astype(np.float32)
+    assert metrics.mean_ssim(digit_batch, noisy) < 0.5
+
+
+def test_latent_statistics():
+    means = np.stack([RNG.standard_normal(4000), 0.05 * RNG.standard_normal(4000)], axis=1)
+    assert metrics.active_dimensions(means) == 1
+    assert metrics.active_dimensions(means, threshold=1e-4) == 2
+    assert metrics.mean_spread(RNG.standard_normal((4000, 3))) == pytest.approx(1.0, abs=0.03)
+    prior = RNG.standard_normal((5000, 2))
+    assert abs(metrics.prior_mmd(prior)) < 0.005
+    assert metrics.prior_mmd(prior + 2.0) > 0.3
+    assert metrics.prior_mmd(0.1 * prior) > 0.1
+
+
+def test_traversal_codes_move_one_level():
+    codes, rows = figures.traversal_codes((2, 3, 1), 0)
+    assert codes.shape == (100, 6) and rows == 10
+    assert np.all(codes[:, 2:] == 0) and len(np.unique(codes[:, 0])) == 10
+    codes, rows = figures.traversal_codes((2, 3, 1), 1)
+    assert codes.shape == (30, 6) and rows == 3
+    assert np.all(codes[:, :2] == 0) and np.all(codes[:, 5:] == 0)
+    assert np.count_nonzero(codes[:10, 2]) == 10 and np.all(codes[:10, 3:5] == 0)
+    codes, rows = figures.traversal_codes((2, 3, 1), 2)
+    assert codes.shape == (10, 6) and rows == 1
+    assert codes[0, 5] == pytest.approx(-1.96, abs=0.01)
+
+
+# Loading --------------------------------------------------------------------------------------
+
+
+def test_resolve_fails_clearly_on_what_is_not_a_run(tmp_path):
+    with pytest.raises(EvaluationError, match="no such file or directory"):
+        loading.resolve(str(tmp_path / "missing"))
+    with pytest.raises(EvaluationError, match="not a run directory: no model.keras"):
+        loading.resolve(str(tmp_path))
+    (tmp_path / "backup").mkdir()
+    with pytest.raises(EvaluationError, match="unfinished run"):
+        loading.resolve(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(EvaluationError, match="not a run directory, .keras file or SavedModel"):
+        loading.resolve(str(tmp_path / "notes.txt"))
+
+
+def test_resolve_prefers_the_final_model(tmp_path):
+    for name in ("model.keras", "best.keras"):
+        (tmp_path / name).write_bytes(b"")
+    assert loading.resolve(str(tmp_path)) == (str(tmp_path / "model.keras"), str(tmp_path))
+    assert loading.resolve(str(tmp_path), "best")[0] == str(tmp_path / "best.keras")
+    with pytest.raises(EvaluationError, match="no saved_model/"):
+        loading.resolve(str(tmp_path), "saved_model")
+
+
+def test_load_vae_rejects_other_and_broken_files(tmp_path):
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(EvaluationError, match="not a LadderVAE"):
+        loading.load_vae(str(tmp_path / "other.keras"))
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(EvaluationError, match="broken.keras: cannot load the model"):
+        loading.load_vae(str(tmp_path / "broken.keras"))
+
+
+def test_load_eval_data_follows_the_run_record(tmp_path):
+    data = loading.load_eval_data({"data": {"kind": "bundled", "dataset": "mnist"}})
+    assert data.source["kind"] == "bundled" and len(data.val_images) == 1000
+    missing = {"data": {"kind": "idx", "path": str(tmp_path / "gone"), "dataset": "mnist"}}
+    with pytest.raises(EvaluationError, match="pass --data-dir"):
+        loading.load_eval_data(missing)
+    overridden = loading.load_eval_data(missing, data_dir=data_lib.BUNDLED_MNIST_DIR)
+    assert len(overridden.train_images) == 3000
+
+
+# A whole evaluation on a tiny run -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(bundled_digits):
+    """One epoch on 1,000 digits (~80% accuracy): enough to exercise every metric quickly."""
+    return classifier_lib.train_classifier(
+        bundled_digits.train_images[:1000],
+        bundled_digits.train_labels[:1000],
+        epochs=1,
+        batch_size=32,
+    )
+
+
+def make_run(run_dir, ssim_weight=10.0):
+    """A minimal run directory as train.py writes it: an untrained tiny model, config, history."""
+    os.makedirs(run_dir, exist_ok=True)
+    model = LadderVAE(latent_dims=(2, 3), base_filters=8, ssim_weight=ssim_weight, seed=1)
+    model.build()
+    model.save(os.path.join(run_dir, "model.keras"))
+    write_json(
+        os.path.join(run_dir, "config.json"),
+        {
+            "config": {"ssim_weight": ssim_weight, "latent_dims": [2, 3], "base_filters": 8},
+            "data": {"kind": "bundled", "dataset": "mnist"},
+        },
+    )
+    with open(os.path.join(run_dir, "history.csv"), "w") as file:
+        file.write("epoch,loss,mmd,ssim,val_loss,val_mmd,val_ssim\n")
+        file.write("0,40.0,0.1,0.3,35.0,0.1,0.4\n1,30.0,0.05,0.5,31.0,0.06,0.5\n")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory, tiny_classifier):
+    run_dir = make_run(str(tmp_path_factory.mktemp("run")))
+    results, info = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
+    return run_dir, results, info
+
+
+def test_evaluate_run_writes_every_file(evaluated_run):
+    run_dir, results, info = evaluated_run
+    eval_dir = os.path.join(run_dir, "eval")
+    expected = [
+        "metrics.json",
+        "info.json",
+        "report.md",
+        "samples.png",
+        "reconstructions.png",
+        "traversal_level_1.png",
+        "traversal_level_2.png",
+        "loss_curves.png",
+    ]
+    for name in expected:
+        assert os.path.getsize(os.path.join(eval_dir, name)) > 0, name
+    with open(os.path.join(eval_dir, "report.md")) as file:
+        text = file.read()
+    for name in expected[3:]:
+        assert f"]({name})" in text
+    assert "not** Inception-FID" in text
+    # 100 samples in 10 columns of 28 + 2 pixels, plus the border, twice enlarged.
+    assert Image.open(os.path.join(eval_dir, "samples.png")).size == (604, 604)
+    assert info["model_kind"] == "keras" and info["epochs_trained"] == 2
+
+
+def test_metrics_json_is_flat_numeric_and_documented(evaluated_run):
+    run_dir, results, _ = evaluated_run
+    with open(os.path.join(run_dir, "eval", "metrics.json")) as file:
+        written = json.load(file)
+    assert written == pytest.approx(results)
+    for key, value in written.items():
+        assert isinstance(value, (int, float)) and np.isfinite(value), key
+        assert report.describe(key)[1], f"{key} is not documented in report.METRICS"
+    assert written["level_1_dims"] == 2 and written["level_2_dims"] == 3
+    assert written["num_samples"] == NUM_SAMPLES and written["num_test_images"] == 1000
+    assert 0 <= written["test_mse"] <= 1 and -1 <= written["test_ssim"] <= 1
+    assert 0 <= written["sample_class_coverage"] <= 1
+    assert 1 <= written["sample_inception_score"] <= 10
+    assert written["level_1_posterior_scale"] > 0
+    # Grey blobs from an untrained decoder are far from digits; real digits are not.
+    assert written["reference_frechet_distance_train_test"] < written["sample_frechet_distance"]
+    assert written["sample_sharpness_ratio"] < 0.5
+
+
+@pytest.mark.slow  # The export alone takes several seconds.
+def test_a_saved_model_alone_gives_the_same_samples(evaluated_run, tiny_classifier, tmp_path):
+    export = pytest.importorskip("ladder_vae.export")
+    run_dir, results, _ = evaluated_run
+    saved_model = export.export_model(
+        keras.models.load_model(os.path.join(run_dir, "model.keras")),
+        str(tmp_path / "exported"),
+    )
+    saved, info = evaluate_run(
+        saved_model,
+        out_dir=str(tmp_path / "eval"),
+        num_samples=NUM_SAMPLES,
+        classifier=tiny_classifier,
+    )
+    assert info["model_kind"] == "saved_model"
+    assert "latent_mmd_sampled" not in saved and "level_1_posterior_scale" not in saved
+    for key in ("test_mse", "sample_frechet_distance", "sample_sharpness", "level_2_mean_spread"):
+        assert saved[key] == pytest.approx(results[key], rel=1e-3), key
+    assert os.path.isfile(tmp_path / "eval" / "report.md")
+
+
+def test_compare_runs_writes_a_table_and_a_figure(evaluated_run, tiny_classifier, tmp_path):
+    run_dir, _, _ = evaluated_run
+    other = make_run(str(tmp_path / "no-ssim"), ssim_weight=0.0)
+    out_dir = str(tmp_path / "comparison")
+    table, written_to = compare.compare_runs(
+        [run_dir, other], out_dir=out_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier
+    )
+    assert written_to == out_dir
+    header = table.splitlines()[0]
+    assert os.path.basename(run_dir) in header and "no-ssim" in header
+    assert "| config: `ssim_weight` | 10.0 | 0.0 |" in table
+    assert "`sample_frechet_distance` (lower)" in table
+    for name in ("comparison.md", "comparison.png", "comparison.json"):
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0
+    # An up-to-date eval/ is reused, not recomputed.
+    metrics_path = os.path.join(other, "eval", "metrics.json")
+    before = os.path.getmtime(metrics_path)
+    compare.compare_runs([run_dir, other], out_dir=out_dir, classifier=tiny_classifier)
+    assert os.path.getmtime(metrics_path) == before
+    with pytest.raises(EvaluationError, match="at least two runs"):
+        compare.compare_runs([run_dir])
+
+
+@pytest.mark.slow
+def test_evaluate_py_end_to_end(tmp_path, tiny_classifier, bundled_digits):
+    run_dir = make_run(str(tmp_path / "run"))
+    # The classifier the command will look for, put in its cache beforehand: no training here.
+    cache = tmp_path / "cache"
+    model_path, info_path = classifier_lib.cache_paths(
+        "mnist", bundled_digits.train_images, bundled_digits.train_labels, directory=str(cache)
+    )
+    os.makedirs(cache)
+    tiny_classifier.save(model_path)
+    write_json(info_path, {"test_accuracy": 0.8, "epochs": 1, "train_examples": 1000})
+    env = dict(os.environ, LADDER_VAE_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="3")
+
+    def evaluate(*args):
+        return subprocess.run(
+            [sys.executable, os.path.join(REPO_ROOT, "evaluate.py"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(tmp_path),
+            timeout=300,
+        )
+
+    done = evaluate(run_dir, "--num-samples", "200")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sample_frechet_distance" in done.stdout
+    with open(os.path.join(run_dir, "eval", "metrics.json")) as file:
+        assert json.load(file)["num_samples"] == 200
+
+
+def test_evaluate_py_says_what_is_wrong_in_one_line(tmp_path, capsys):
+    sys.path.insert(0, REPO_ROOT)
+    try:
+        import evaluate
+    finally:
+        sys.path.remove(REPO_ROOT)
+    assert evaluate.main([str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert (
+        error[-1] == f"evaluate.py: error: {tmp_path}: not a run directory: no model.keras, "
+        "best.keras or saved_model/ in it"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--compare", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--compare needs at least two runs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main([])
+    assert "give either RUN_DIR or --compare" in capsys.readouterr().err
