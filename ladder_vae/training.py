@@ -86,7 +86,12 @@ def make_strategy(name):
             devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
             _STRATEGIES[name] = tf.distribute.MirroredStrategy([device.name for device in devices])
         else:
-            _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+            try:
+                _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+            except ValueError as error:  # TF_CONFIG that is not JSON or not a valid cluster.
+                raise ConfigError(
+                    f"--strategy multiworker: unusable TF_CONFIG ({str(error).splitlines()[0]})"
+                ) from None
     return _STRATEGIES[name]
 
 
