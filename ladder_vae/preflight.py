@@ -38,13 +38,16 @@ def check_run(config):
         The loaded `ImageData`, or None when the data comes from TFDS.
     """
     config.validate()
-    if config.run_dir is not None:
+    if config.run_dir:
         check_run_dir(config.run_dir)
     if config.data_dir is None:
+        tfds_data_dir = config.tfds_data_dir
+        if tfds_data_dir and os.path.exists(tfds_data_dir) and not os.path.isdir(tfds_data_dir):
+            raise ConfigError(f"--tfds-data-dir {tfds_data_dir}: exists and is not a directory")
         return None
     data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
     check_data(config, data)
-    if config.run_dir is not None:
+    if config.run_dir:
         check_resume(config, data)
     return data
 

@@ -49,7 +49,7 @@ def data_dir(tmp):
 
 
 # Each case: (the flags, given tmp_path; the fragments the error line must hold). "{tmp}" in a
-# fragment stands for tmp_path. Flags without --data-dir get valid IDX digits; without --run-dir,
+# fragment stands for tmp_path. Flags without a data flag get valid IDX digits; without --run-dir,
 # a run directory that must still not exist afterwards.
 CASES = {
     # Flag values.
@@ -132,6 +132,10 @@ CASES = {
     "batch larger than the data": (
         lambda tmp: ["--data-dir", str(data_dir(tmp)), "--batch-size", "65"],
         ["--batch-size 65: more than the 64 training images", "{tmp}/digits"],
+    ),
+    "TFDS data dir is a file": (
+        lambda tmp: ["--tfds-data-dir", str(_file(tmp / "tfds"))],
+        ["--tfds-data-dir {tmp}/tfds: exists and is not a directory"],
     ),
     # Run directory.
     "run dir is a file": (
@@ -219,7 +223,7 @@ def _tree(path):
 def test_bad_input_is_one_line_naming_the_culprit_with_exit_code_2(tmp_path, case):
     make_args, fragments = CASES[case]
     args = make_args(tmp_path)
-    if "--data-dir" not in args:
+    if "--data-dir" not in args and "--tfds-data-dir" not in args:
         args += ["--data-dir", str(data_dir(tmp_path))]
     if "--run-dir" not in args:
         args += ["--run-dir", str(tmp_path / "new-run")]
