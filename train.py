@@ -239,6 +239,23 @@ def parse_args(argv=None):
     return TrainConfig(**vars(args))
 
 
+def non_finite_message(error, run_dir):
+    """What a NaN or Inf loss stopped, and what of the run is kept."""
+    kept = [
+        f"{path} ({what})"
+        for path, what in (
+            (os.path.join(run_dir, "best.keras"), "best epoch"),
+            (os.path.join(run_dir, "backup"), "last finished epoch"),
+        )
+        if os.path.exists(path)
+    ]
+    state = f"kept the last good state: {' and '.join(kept)}" if kept else "no epoch had finished"
+    # A new run: resuming under the plateau schedule restores the optimizer's learning rate.
+    return (
+        f"training stopped: {error}; {state}. Retry with a lower --learning-rate in a new --run-dir"
+    )
+
+
 def main(argv=None):
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
@@ -259,13 +276,8 @@ def main(argv=None):
         try:
             train(config, data=data)
         except NonFiniteLossError as error:
-            run_dir = config.run_dir
             print(
-                f"\ntrain.py: error: training stopped: {error}. Kept the last good state: "
-                f"{os.path.join(run_dir, 'best.keras')} (best epoch) and "
-                f"{os.path.join(run_dir, 'backup')} (last finished epoch); lower "
-                "--learning-rate before resuming",
-                file=sys.stderr,
+                f"\ntrain.py: error: {non_finite_message(error, config.run_dir)}", file=sys.stderr
             )
             return EXIT_NON_FINITE_LOSS
     except (ConfigError, DataError) as error:

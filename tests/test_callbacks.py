@@ -585,11 +585,20 @@ def test_train_cli_exits_3_with_a_message_on_a_nan_loss(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(training, "train", fail)
     run_dir = tmp_path / "run"
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "best.keras").write_bytes(b"")
     assert train_cli.main(["--run-dir", str(run_dir)]) == train_cli.EXIT_NON_FINITE_LOSS == 3
     message = capsys.readouterr().err.strip()
     assert "Traceback" not in message and len(message.splitlines()) == 1
-    assert "loss is nan at epoch 3, step 7 of 9" in message
-    assert str(run_dir / "best.keras") in message and str(run_dir / "backup") in message
+    assert message.startswith(
+        "train.py: error: training stopped: loss is nan at epoch 3, step 7 of 9"
+    )
+    assert (
+        f"{run_dir / 'best.keras'} (best epoch) and {run_dir / 'backup'} (last finished" in message
+    )
+    # Before the first epoch ends, there is nothing to keep, and the message says so.
+    error = lvae_callbacks.NonFiniteLossError("loss", float("inf"), epoch=1, step=2)
+    assert "; no epoch had finished." in train_cli.non_finite_message(error, str(tmp_path / "new"))
 
 
 def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
