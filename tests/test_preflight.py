@@ -1,0 +1,45 @@
+"""The checks made before a run writes anything, and their agreement with the code they guard."""
+
+import numpy as np
+import pytest
+
+from ladder_vae import losses, preflight, training
+from ladder_vae.config import TrainConfig
+from ladder_vae.data import DataError, ImageData
+from ladder_vae.model import LadderVAE
+
+
+def random_images(count, side):
+    return np.random.default_rng(0).integers(0, 256, (count, side, side, 1), dtype=np.uint8)
+
+
+def image_data(side, count=8):
+    labels = np.zeros(count, np.int64)
+    return ImageData(
+        random_images(count, side), labels, random_images(count, side), labels, {"kind": "test"}
+    )
+
+
+def test_constants_match_the_code_they_stand_for():
+    # preflight cannot import these (they start TensorFlow), so it repeats them.
+    assert preflight.MIN_IMAGE_SIDE == losses.SSIM_FILTER_SIZE
+    assert preflight.CONFIG_FILE == training.CONFIG_FILE
+    assert preflight.FINAL_MODEL_FILE == training.FINAL_MODEL_FILE
+
+
+def test_the_smallest_accepted_images_give_a_finite_loss():
+    side = preflight.MIN_IMAGE_SIDE
+    preflight.check_data(TrainConfig(batch_size=4), image_data(side))
+    model = LadderVAE(image_shape=(side, side, 1), latent_dims=(2, 2), base_filters=4)
+    terms = model.compute_loss_terms(random_images(4, side).astype("float32") / 255.0)
+    assert np.isfinite(float(terms["loss"])) and 0 < float(terms["ssim"]) <= 1
+    with pytest.raises(DataError, match=f"images are {side - 1}x{side - 1}, smaller than"):
+        preflight.check_data(TrainConfig(batch_size=4), image_data(side - 1))
+
+
+def test_train_refuses_bad_data_before_creating_the_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    config = TrainConfig(run_dir=str(run_dir), epochs=1, batch_size=4)
+    with pytest.raises(DataError, match="images are 6x6"):
+        training.train(config, data=image_data(6))
+    assert not run_dir.exists()
