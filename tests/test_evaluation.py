@@ -111,6 +111,14 @@ def test_latent_statistics():
     assert metrics.prior_mmd(0.1 * prior) > 0.1
 
 
+def test_readme_documents_every_metric():
+    with open(os.path.join(REPO_ROOT, "README.md")) as file:
+        readme = file.read()
+    section = readme[readme.index("## Evaluate a run") :]
+    for key, _, _ in report.METRICS:
+        assert f"| `{key}` |" in section, key
+
+
 def test_traversal_codes_move_one_level():
     codes, rows = figures.traversal_codes((2, 3, 1), 0)
     assert codes.shape == (100, 6) and rows == 10

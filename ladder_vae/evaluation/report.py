@@ -64,7 +64,8 @@ METRICS = (
     (
         "sample_class_coverage",
         "higher",
-        "fraction of classes predicted for >= 1% of the samples (10 classes)",
+        "fraction of the classes that the classifier predicts for at least a tenth of their "
+        "uniform share of the samples (1% each for 10 classes)",
     ),
     (
         "sample_class_entropy",

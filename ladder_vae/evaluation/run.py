@@ -1,5 +1,6 @@
 """One evaluation: a model and its data in; `eval/` with metrics.json, report.md and PNGs out."""
 
+import contextlib
 import logging
 import os
 import time
@@ -24,25 +25,19 @@ DEFAULT_BATCH_SIZE = 500
 
 
 class _Timer:
-    """Seconds spent in each named stage, for info.json and the benchmark."""
+    """Seconds spent in each named stage, in order, for info.json and the benchmark."""
 
     def __init__(self):
-        self.seconds = {}
+        self.seconds = []
         self.start = time.perf_counter()
 
+    @contextlib.contextmanager
     def stage(self, name):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.begin = time.perf_counter()
-
-            def __exit__(self, error_type, *_):
-                if error_type is None:
-                    timer.seconds[name] = round(time.perf_counter() - self.begin, 3)
-                    logger.info("%s: %.1f s", name, timer.seconds[name])
-
-        return _Stage()
+        begin = time.perf_counter()
+        yield
+        # Not reached when the stage raises: a failed stage has no duration worth logging.
+        self.seconds.append([name, round(time.perf_counter() - begin, 3)])
+        logger.info("%s: %.1f s", name, self.seconds[-1][1])
 
     def total(self):
         return time.perf_counter() - self.start
@@ -92,7 +87,7 @@ def evaluate_run(
 
     Returns:
         (metrics, info): the dict written to metrics.json, and the one written to info.json
-        (paths, data source, classifier, seconds per stage).
+        (paths, data source, classifier, `stages`: [name, seconds] in order, `seconds`).
     """
     if num_samples < 2:
         raise EvaluationError(f"--num-samples must be at least 2. Received: {num_samples}")
@@ -244,7 +239,7 @@ def evaluate_run(
         "epochs_trained": None if history is None else len(next(iter(history.values()))),
         "seed": seed,
         "figures": [name for name, _ in written],
-        "stage_seconds": timer.seconds,
+        "stages": timer.seconds,
     }
     info["seconds"] = round(timer.total(), 3)
     write_json(os.path.join(out_dir, METRICS_FILE), results)
