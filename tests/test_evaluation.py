@@ -175,6 +175,10 @@ def test_load_eval_data_follows_the_run_record(tmp_path):
         loading.load_eval_data(missing)
     overridden = loading.load_eval_data(missing, data_dir=data_lib.BUNDLED_MNIST_DIR)
     assert len(overridden.train_images) == 3000
+    # Evaluation never downloads: a TFDS run whose data is not prepared is an error at once.
+    tfds_run = {"data": {"kind": "tfds", "name": "mnist", "dataset": "mnist"}}
+    with pytest.raises(EvaluationError, match="not prepared under .*--tfds-data-dir"):
+        loading.load_eval_data(tfds_run, tfds_data_dir=str(tmp_path))
 
 
 # A whole evaluation on a tiny run -------------------------------------------------------------

@@ -245,9 +245,16 @@ def load_eval_data(run_config, data_dir=None, tfds_data_dir=None, dataset=None):
             )
         return data_lib.load_data(dataset, data_dir=path)
     if kind == "tfds":
-        return data_lib.load_data(
-            record.get("name", dataset), tfds_data_dir=tfds_data_dir, allow_fallback=False
-        )
+        name = record.get("name", dataset)
+        if not data_lib.tfds_prepared(name, tfds_data_dir):
+            raise EvaluationError(
+                f"the run was trained on TFDS {name}, which is not prepared under "
+                f"{tfds_data_dir or '$TFDS_DATA_DIR or ~/tensorflow_datasets'}; pass "
+                "--tfds-data-dir or --data-dir"
+            )
+        data = data_lib.load_tfds(name, tfds_data_dir)
+        data.source["dataset"] = dataset
+        return data
     return data_lib.load_data(dataset, tfds_data_dir=tfds_data_dir)
 
 
