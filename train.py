@@ -120,10 +120,10 @@ def parse_args(argv=None):
         help="standard deviation of the Gaussian likelihood (default: %(default)s)",
     )
     model.add_argument(
-        "--mmd-joint",
-        dest="mmd_per_level",
-        action="store_false",
-        help="one MMD over the concatenated code instead of one per level",
+        "--mmd-per-level",
+        action="store_true",
+        help="one MMD per ladder level, as the official VLAE code, instead of one over the "
+        "concatenated code",
     )
 
     training = parser.add_argument_group("training")

@@ -29,7 +29,7 @@ class TrainConfig:
     reconstruction_sigma: float = 1.0
     mmd_weight: float = 100.0
     ssim_weight: float = 10.0
-    mmd_per_level: bool = True
+    mmd_per_level: bool = False
     seed: int = 0
     # Callbacks.
     early_stopping_patience: int = 20
