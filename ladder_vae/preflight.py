@@ -85,17 +85,17 @@ def check_data(config, data):
     height, width, channels = data.image_shape
     if min(height, width) < MIN_IMAGE_SIDE:
         raise data_lib.DataError(
-            f"{_images_file(data)}: images are {height}x{width}, smaller than the "
+            f"{_images_file(data, config)}: images are {height}x{width}, smaller than the "
             f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} that the model's SSIM window needs"
         )
     if channels < 1:
-        raise data_lib.DataError(f"{_images_file(data)}: images have no channels")
+        raise data_lib.DataError(f"{_images_file(data, config)}: images have no channels")
     num_train = len(data.train_images)
     if config.batch_size > num_train:
         # Training drops the last, smaller batch: an epoch of these images would take no step.
         raise ConfigError(
             f"--batch-size {config.batch_size}: more than the {num_train} training images in "
-            f"{_images_file(data)}; pass a smaller --batch-size"
+            f"{_images_file(data, config)}; pass a smaller --batch-size"
         )
 
 
@@ -126,7 +126,7 @@ def check_resume(config, data):
     saved_config = recorded.get("config", {})
     if saved_shape is not None and tuple(saved_shape) != tuple(data.image_shape):
         raise data_lib.DataError(
-            f"{_images_file(data)}: images are {_shape(data.image_shape)}, but the run in "
+            f"{_images_file(data, config)}: images are {_shape(data.image_shape)}, but the run in "
             f"--run-dir {config.run_dir} trained on {_shape(saved_shape)} ({path}); pass the "
             "same data to resume it, or another --run-dir"
         )
@@ -155,13 +155,13 @@ def _write_probe(directory):
     return None
 
 
-def _images_file(data):
-    """What to name in an error about `data`'s images: the training images file, or the
-    dataset."""
+def _images_file(data, config):
+    """What to name in an error about `data`'s images: the training images file (under
+    `--data-dir` as the user wrote it, when given), or the dataset."""
     source = data.source
     if source.get("kind") == "tfds":
         return f"TFDS {source.get('name')} ({source.get('path')})"
-    path = source.get("path")
+    path = config.data_dir or source.get("path")
     if path:
         for name in ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"):
             if os.path.isfile(os.path.join(path, name)):
