@@ -109,6 +109,8 @@ def test_latent_statistics():
     assert abs(metrics.prior_mmd(prior)) < 0.005
     assert metrics.prior_mmd(prior + 2.0) > 0.3
     assert metrics.prior_mmd(0.1 * prior) > 0.1
+    # Draws of the prior in sorted order are still the prior: the estimate must not see order.
+    assert abs(metrics.prior_mmd(prior[np.argsort(prior[:, 0])])) < 0.005
 
 
 def test_readme_documents_every_metric():

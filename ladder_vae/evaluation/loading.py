@@ -31,12 +31,14 @@ class VAE:
         latent_dims: tuple, the code size of each level, lowest first.
         image_shape: tuple (H, W, C).
         has_scales: whether `encode` returns posterior scales.
+        mmd_per_level: how the model's MMD term was computed (None where unknown).
         description: where the model came from, for the report.
     """
 
     latent_dims = ()
     image_shape = ()
     has_scales = False
+    mmd_per_level = None
     description = ""
 
     def encode(self, images, batch_size=500):
@@ -74,6 +76,7 @@ class KerasVAE(VAE):
 
     def __init__(self, model, description="LadderVAE in memory"):
         self.model = model
+        self.mmd_per_level = bool(model.mmd_per_level)
         self.latent_dims = tuple(int(dim) for dim in model.latent_dims)
         self.image_shape = tuple(int(size) for size in model.image_shape)
         self.description = description
@@ -190,7 +193,7 @@ def load_vae(model_path):
         return SavedModelVAE(model_path)
     import keras
 
-    import ladder_vae  # noqa: F401  Registers LadderVAE with Keras's deserialiser.
+    # Importing the model module registers LadderVAE with Keras's deserialiser.
     from ladder_vae.model import LadderVAE
 
     try:

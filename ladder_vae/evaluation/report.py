@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 
 # Every key of metrics.json: (key, better, meaning). `{i}` stands for a ladder level, 1 = lowest.
 # better: "lower", "higher", "1" (closest to 1 is best) or "" (a count or a reference value).
@@ -31,9 +32,16 @@ METRICS = (
         "unbiased; ~0 when they match, can be slightly negative)",
     ),
     (
+        "latent_mmd_joint",
+        "lower",
+        "MMD^2 between the concatenated posterior means of all levels and N(0, I): also sees "
+        "dependence between levels",
+    ),
+    (
         "latent_mmd_sampled",
         "lower",
-        "the same with posterior samples z_i ~ q(z_i|x), as in training (.keras models only)",
+        "the model's MMD term (per level or joint, as it was trained) on posterior samples "
+        "z ~ q(z|x) (.keras models only)",
     ),
     ("active_dims", "higher", "active code dimensions over all levels (Var_x E[z|x] > 0.01)"),
     ("level_{i}_dims", "", "code size of level i"),
@@ -134,10 +142,12 @@ def format_value(value):
 
 def markdown_table(header, rows):
     """A GitHub-flavoured markdown table; cells are strings."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += [
-        "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows
-    ]
+
+    def line(cells):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    lines = [line(header), "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += [line(row) for row in rows]
     return "\n".join(lines)
 
 
@@ -160,7 +170,7 @@ def write_report(path, metrics, info, figures):
         figures: list of (file name relative to the report, caption).
     """
     classifier = info["classifier"]
-    num_levels = sum(1 for key in metrics if key.endswith("_dims") and key.startswith("level_"))
+    num_levels = sum(1 for key in metrics if re.fullmatch(r"level_\d+_dims", key))
     lines = [
         f"# Evaluation of `{info['run_dir']}`",
         "",
@@ -190,6 +200,7 @@ def write_report(path, metrics, info, figures):
                     "test_reconstruction_frechet_distance",
                     "test_reconstruction_sharpness_ratio",
                     "latent_mmd",
+                    "latent_mmd_joint",
                     "latent_mmd_sampled",
                     "active_dims",
                 ],

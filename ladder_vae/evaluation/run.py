@@ -159,11 +159,18 @@ def evaluate_run(
         results["latent_mmd"] = sum(
             results[f"level_{level}_mmd"] for level in range(1, len(level_means) + 1)
         )
+        results["latent_mmd_joint"] = metrics.prior_mmd(means, seed=seed)
         if sampled_codes:
-            results["latent_mmd_sampled"] = sum(
-                metrics.prior_mmd(codes, seed=seed + 100 + level)
-                for level, codes in enumerate(sampled_codes, 1)
-            )
+            # The model's own MMD term: per level or over the whole code, as it was trained.
+            if vae.mmd_per_level:
+                results["latent_mmd_sampled"] = sum(
+                    metrics.prior_mmd(codes, seed=seed + 100 + level)
+                    for level, codes in enumerate(sampled_codes, 1)
+                )
+            else:
+                results["latent_mmd_sampled"] = metrics.prior_mmd(
+                    np.concatenate(sampled_codes, axis=1), seed=seed + 100
+                )
 
     with timer.stage("sample from the prior"):
         prior_codes = prior_rng.standard_normal((num_samples, sum(vae.latent_dims))).astype(
