@@ -55,13 +55,14 @@ class SampleGrid(EpochImages):
 
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
-        if self.last_epoch is not None:
-            write_animation(
-                self.directory,
-                os.path.join(self.directory, ANIMATION_FILE),
-                last_epoch=self.last_epoch + 1,
-                frame_duration=self.frame_duration,
-            )
+        # No epoch in this fit: a resumed run whose epochs were all done before it was killed.
+        last_epoch = self.last_epoch + 1 if self.last_epoch is not None else self.params["epochs"]
+        write_animation(
+            self.directory,
+            os.path.join(self.directory, ANIMATION_FILE),
+            last_epoch=last_epoch,
+            frame_duration=self.frame_duration,
+        )
 
 
 def write_animation(directory, path, last_epoch=None, frame_duration=300):

@@ -25,6 +25,7 @@ import callbacks as lvae_callbacks
 from ladder_vae import data as data_lib
 from ladder_vae import training
 from ladder_vae.config import ConfigError, TrainConfig
+from ladder_vae.image_grid import save_png
 
 NUM_TRAIN = 128
 BATCH_SIZE = 32
@@ -215,6 +216,21 @@ def test_samples_animation_has_one_labelled_frame_per_epoch(run):
         band = frame.shape[0] - png.shape[0]
         assert band > 0 and frame[:band].max() > 200  # the white "epoch N" label
         np.testing.assert_array_equal(frame[band:], png)
+
+
+def test_animation_leaves_out_frames_after_the_last_epoch(tmp_path):
+    for epoch in (1, 2, 3):
+        grid = np.full((30, 30, 1), epoch / 10, dtype=np.float32)
+        save_png(str(tmp_path / f"samples_epoch_{epoch:04d}.png"), grid)
+    (tmp_path / "samples_epoch_x.png").write_bytes(b"not a frame")
+    path = tmp_path / "samples.gif"
+    assert lvae_callbacks.write_animation(str(tmp_path), str(path), last_epoch=2) == [1, 2]
+    with Image.open(path) as gif:
+        assert gif.n_frames == 2
+        gif.seek(1)
+        assert np.asarray(gif.convert("L"))[-1, -1] == round(0.2 * 255)
+    assert lvae_callbacks.write_animation(str(tmp_path), str(tmp_path / "none.gif"), 0) == []
+    assert not (tmp_path / "none.gif").exists()
 
 
 def test_reconstruction_grid_pairs_validation_images_with_reconstructions(run):
@@ -615,3 +631,39 @@ def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
         lvae_callbacks.save_model_atomically(Broken(), str(path))
     assert path.read_bytes() == b"the previous model"
     assert os.listdir(tmp_path) == ["model.keras"]
+
+
+def test_killed_between_the_last_backup_and_the_final_save_reruns_to_the_end(
+    tmp_path, bundled_digits, monkeypatch
+):
+    """The last epoch's backup is committed, then the process dies before `model.keras`: the
+    rerun trains no epoch, restores the best weights and saves the final model."""
+    small = data_lib.ImageData(
+        bundled_digits.train_images[:NUM_TRAIN],
+        bundled_digits.train_labels[:NUM_TRAIN],
+        bundled_digits.val_images[:BATCH_SIZE],
+        bundled_digits.val_labels[:BATCH_SIZE],
+        source={"kind": "test"},
+    )
+    config = tiny_config(tmp_path / "run", export=False, **ONE_SMALL_LEVEL)
+
+    def killed(model, filepath):
+        raise Interrupt
+
+    monkeypatch.setattr(lvae_callbacks, "save_model_atomically", killed)
+    with pytest.raises(Interrupt):
+        training.train(config, verbose=0, data=small)
+    monkeypatch.undo()
+    run_dir = tmp_path / "run"
+    state = json.loads((run_dir / training.BACKUP_DIR / "state.json").read_text())
+    assert state["epoch"] == 2 and not (run_dir / training.FINAL_MODEL_FILE).exists()
+
+    model, history = training.train(config, verbose=0, data=small)
+    assert history.history == {}
+    assert [int(row["epoch"]) for row in read_csv(run_dir / training.HISTORY_FILE)] == [0, 1]
+    final = keras.models.load_model(run_dir / training.FINAL_MODEL_FILE)
+    best = keras.models.load_model(run_dir / training.BEST_MODEL_FILE)
+    assert_same_weights(final.get_weights(), best.get_weights())
+    assert not (run_dir / training.BACKUP_DIR).exists()
+    with Image.open(run_dir / "samples" / "samples.gif") as gif:
+        assert gif.n_frames == 2
