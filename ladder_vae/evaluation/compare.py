@@ -33,7 +33,7 @@ PANELS = (
         "reference_inception_score_test",
     ),
     ("sample_sharpness_ratio", "sample sharpness / real\n(near 1)", None),
-    ("latent_mmd", "MMD$^2$ posterior means vs prior\n(lower)", None),
+    ("latent_mmd_joint", "MMD$^2$ of posterior means (all\nlevels) to the prior (lower)", None),
 )
 # Run settings shown in the table when they differ between the runs.
 CONFIG_KEYS = (

@@ -107,6 +107,7 @@ HEADLINE = (
     "test_ssim",
     "test_reconstruction_sharpness_ratio",
     "latent_mmd",
+    "latent_mmd_joint",
     "active_dims",
     "sample_frechet_distance",
     "reference_frechet_distance_train_test",
