@@ -188,3 +188,37 @@ def test_one_epoch_of_train_runs_on_two_replicas(mirrored_run):
         assert len(history[key]) == 1 and np.isfinite(history[key][0]), key
     assert 0.0 < history["val_ssim"][0] <= 1.0
     assert {"config.json", "model.keras", "history.csv"} <= set(epoch["files"])
+
+
+def test_mixed_precision_computes_in_float16_and_keeps_the_loss_float32(digit_batch):
+    """`--mixed-precision`, the other speed setting `build_model` applies: float16 layers, a
+    float32 output layer and float32 loss terms, a loss-scaling optimizer, and the global dtype
+    policy left as it was."""
+    import keras
+
+    from ladder_vae import training
+    from ladder_vae.config import TrainConfig
+
+    before = keras.mixed_precision.global_policy().name
+    config = TrainConfig(base_filters=4, mixed_precision=True, seed=1)
+    model = training.build_model(config, digit_batch.shape[1:])
+    assert keras.mixed_precision.global_policy().name == before
+    assert model.encoder_blocks[0].layers[0].compute_dtype == "float16"
+    assert model.encoder_blocks[0].layers[0].variable_dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model(digit_batch[:4]).dtype.name == "float32"
+    terms = model.compute_loss_terms(digit_batch[:16], training=True)
+    assert all(value.dtype.name == "float32" for value in terms.values())
+    # Eager steps (tracing `fit` costs seconds). The loss scale starts at 2**15, where float16
+    # gradients overflow: Keras skips such a step and halves the scale, so the weights must
+    # start to move, finite, within a few steps.
+    kernel = model.encoder_blocks[0].layers[0].kernel
+    initial = np.array(kernel.numpy())
+    for step in range(1, 21):
+        logs = model.train_step(digit_batch[:16])
+        assert np.isfinite(float(logs["loss"]))
+        if np.abs(kernel.numpy() - initial).max() > 0:
+            break
+    assert np.all(np.isfinite(kernel.numpy()))
+    assert np.abs(kernel.numpy() - initial).max() > 0, "no step was applied in 20"
+    assert float(model.optimizer.dynamic_scale) < 2.0**15
