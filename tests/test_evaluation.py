@@ -305,8 +305,14 @@ def test_compare_runs_writes_a_table_and_a_figure(evaluated_run, tiny_classifier
     # An up-to-date eval/ is reused, not recomputed.
     metrics_path = os.path.join(other, "eval", "metrics.json")
     before = os.path.getmtime(metrics_path)
-    compare.compare_runs([run_dir, other], out_dir=out_dir, classifier=tiny_classifier)
+    compare.compare_runs(
+        [run_dir, other], out_dir=out_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier
+    )
     assert os.path.getmtime(metrics_path) == before
+    model_path = os.path.join(other, "model.keras")
+    assert compare._up_to_date(os.path.join(other, "eval"), model_path, NUM_SAMPLES, 0)
+    assert not compare._up_to_date(os.path.join(other, "eval"), model_path, 10_000, 0)
+    assert not compare._up_to_date(os.path.join(other, "eval"), model_path, NUM_SAMPLES, 1)
     with pytest.raises(EvaluationError, match="at least two runs"):
         compare.compare_runs([run_dir])
 

@@ -11,7 +11,14 @@ from PIL import Image
 from ladder_vae.config import write_json
 from ladder_vae.evaluation import figures, loading, report
 from ladder_vae.evaluation.loading import EvaluationError
-from ladder_vae.evaluation.run import EVAL_DIR, INFO_FILE, METRICS_FILE, SAMPLES_FILE, evaluate_run
+from ladder_vae.evaluation.run import (
+    DEFAULT_NUM_SAMPLES,
+    EVAL_DIR,
+    INFO_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+    evaluate_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +63,9 @@ def default_out_dir(now=None):
     return os.path.join("runs", now.strftime("compare-%Y%m%d-%H%M%S"))
 
 
-def _up_to_date(eval_dir, model_path):
-    """Whether `eval_dir` holds an evaluation of `model_path` newer than the model file."""
+def _up_to_date(eval_dir, model_path, num_samples, seed):
+    """Whether `eval_dir` holds an evaluation of `model_path`, newer than the model file, with
+    the same number of samples and seed."""
     metrics_path = os.path.join(eval_dir, METRICS_FILE)
     info_path = os.path.join(eval_dir, INFO_FILE)
     if not (os.path.isfile(metrics_path) and os.path.isfile(info_path)):
@@ -65,10 +73,15 @@ def _up_to_date(eval_dir, model_path):
     try:
         with open(info_path) as file:
             info = json.load(file)
+        with open(metrics_path) as file:
+            metrics = json.load(file)
     except (OSError, ValueError):
         return False
-    return info.get("model") == model_path and os.path.getmtime(metrics_path) >= os.path.getmtime(
-        model_path
+    return (
+        info.get("model") == model_path
+        and info.get("seed") == seed
+        and metrics.get("num_samples") == num_samples
+        and os.path.getmtime(metrics_path) >= os.path.getmtime(model_path)
     )
 
 
@@ -84,7 +97,10 @@ def _labels(run_dirs):
 
 
 def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate_kwargs):
-    """Evaluates each run where its `eval/` is missing or older than its model, then compares.
+    """Evaluates each run whose `eval/` is missing or stale, then compares them.
+
+    An `eval/` is reused when it evaluated the same model file, is newer than it, and used the
+    same number of samples and seed on the run's own data.
 
     Writes to `out_dir` (default `default_out_dir()`): `comparison.md` (the table),
     `comparison.json` ({label: metrics}) and `comparison.png` (bar charts and sample grids).
@@ -100,10 +116,16 @@ def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate
     if len(paths) < 2:
         raise EvaluationError(f"--compare needs at least two runs. Received: {list(paths)}")
     resolved = [loading.resolve(path, checkpoint) for path in paths]
+    # Other data than the run's own: the saved evaluations do not apply.
+    force = force or any(
+        evaluate_kwargs.get(key) for key in ("data_dir", "tfds_data_dir", "dataset")
+    )
+    num_samples = evaluate_kwargs.get("num_samples", DEFAULT_NUM_SAMPLES)
+    seed = evaluate_kwargs.get("seed", 0)
     runs = []
     for (model_path, run_dir), path in zip(resolved, paths):
         eval_dir = os.path.join(run_dir, EVAL_DIR)
-        if force or not _up_to_date(eval_dir, model_path):
+        if force or not _up_to_date(eval_dir, model_path, num_samples, seed):
             logger.info("Evaluating %s", path)
             metrics, info = evaluate_run(model_path, checkpoint=checkpoint, **evaluate_kwargs)
         else:
