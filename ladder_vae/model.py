@@ -254,31 +254,39 @@ class LadderVAE(keras.Model):
     def reparameterize(self, posteriors, seed=None):
         """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I).
 
+        The noise of all levels is one draw, split per level: with an int seed, separate draws
+        would give levels of equal size the same eps.
+
         Under a multi-replica strategy every replica would draw the same eps from the shared
         seed; each draws eps for the global batch instead and keeps its own rows, which are
         independent across replicas and equal to what one device draws.
         """
         seed = self.seed_generator if seed is None else seed
-        rows = _replica_rows(keras.ops.shape(posteriors[0][0])[0])
-        codes = []
-        for mean, scale in posteriors:
-            if rows is None:
-                noise = keras.random.normal(keras.ops.shape(mean), seed=seed, dtype=mean.dtype)
-            else:
-                start, stop, global_size = rows
-                noise = keras.random.normal(
-                    (global_size, mean.shape[-1]), seed=seed, dtype=mean.dtype
-                )[start:stop]
-            codes.append(mean + scale * noise)
-        return codes
+        means = keras.ops.concatenate([mean for mean, _ in posteriors], axis=-1)
+        scales = keras.ops.concatenate([scale for _, scale in posteriors], axis=-1)
+        rows = _replica_rows(keras.ops.shape(means)[0])
+        if rows is None:
+            noise = keras.random.normal(keras.ops.shape(means), seed=seed, dtype=means.dtype)
+        else:
+            start, stop, global_size = rows
+            noise = keras.random.normal(
+                (global_size, means.shape[-1]), seed=seed, dtype=means.dtype
+            )[start:stop]
+        return self.split_levels(means + scales * noise)
 
     def prior_sample(self, num_samples, seed=None, dtype="float32"):
-        """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level."""
+        """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level.
+
+        One draw of the concatenated code, split per level, as the exported `sample` does.
+        """
         seed = self.seed_generator if seed is None else seed
-        return [
-            keras.random.normal((num_samples, dim), seed=seed, dtype=dtype)
-            for dim in self.latent_dims
-        ]
+        codes = keras.random.normal((num_samples, sum(self.latent_dims)), seed=seed, dtype=dtype)
+        return self.split_levels(codes)
+
+    def split_levels(self, codes):
+        """Splits concatenated codes [batch, sum(latent_dims)] into one tensor per level."""
+        boundaries = [sum(self.latent_dims[: level + 1]) for level in range(self.num_levels - 1)]
+        return keras.ops.split(codes, boundaries, axis=-1)
 
     def sample(self, num_samples, seed=None):
         """`num_samples` image means decoded from the prior; the same images for one int seed."""

@@ -113,3 +113,15 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch):
         atol=1e-6,
     )
     restored.train_on_batch(digit_batch)  # The optimizer came back too: training goes on.
+
+
+def test_levels_of_equal_size_get_independent_noise():
+    model = LadderVAE(**SMALL)
+    first, second, third = (keras.ops.convert_to_numpy(z) for z in model.prior_sample(500, seed=3))
+    assert not np.allclose(first, second) and not np.allclose(second, third)
+    assert abs(np.corrcoef(first[:, 0], second[:, 0])[0, 1]) < 0.2
+    mean = np.zeros((500, 2), np.float32)
+    codes = model.reparameterize([(mean, mean + 1.0)] * 3, seed=4)
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(codes[0]), keras.ops.convert_to_numpy(codes[1])
+    )
