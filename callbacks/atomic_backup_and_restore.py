@@ -8,6 +8,7 @@ import shutil
 import keras
 import numpy as np
 
+from ladder_vae.atomic import atomic_path
 from ladder_vae.config import write_json
 
 logger = logging.getLogger(__name__)
@@ -117,9 +118,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         os.makedirs(self.backup_dir, exist_ok=True)
         tag = f"epoch_{epoch + 1:04d}"
         weights = f"{tag}.weights.h5"
-        temporary = os.path.join(self.backup_dir, f"{tag}.tmp-{os.getpid()}.weights.h5")
-        self.model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, os.path.join(self.backup_dir, weights))
+        with atomic_path(os.path.join(self.backup_dir, weights), ".weights.h5") as temporary:
+            self.model.save_weights(temporary, overwrite=True)
 
         callbacks = {}
         for callback in self.stateful_callbacks:
@@ -178,6 +178,5 @@ def _plain(value):
 
 def _save_arrays(path, arrays):
     """`np.savez` through a temporary name and a rename."""
-    temporary = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(temporary, *arrays)
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".npz") as temporary:
+        np.savez(temporary, *arrays)

@@ -7,6 +7,8 @@ import warnings
 
 import keras
 
+from ladder_vae.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,15 +18,9 @@ def save_model_atomically(model, filepath):
     A process killed while saving leaves at most a stray temporary file, never a truncated
     `filepath`: `os.replace` is atomic within one file system.
     """
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(filepath)}.tmp-{os.getpid()}.keras")
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
+    with atomic_path(filepath, suffix=".keras") as temporary:
         model.save(temporary, overwrite=True)
-        os.replace(temporary, filepath)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

@@ -5,6 +5,8 @@ import os
 
 import keras
 
+from ladder_vae.atomic import atomic_path
+
 
 class ResumableCSVLogger(keras.callbacks.CSVLogger):
     """Keras's `CSVLogger` in append mode that also drops the rows of epochs being redone.
@@ -45,10 +47,8 @@ class ResumableCSVLogger(keras.callbacks.CSVLogger):
             return
         # Rewritten under a temporary name and renamed, then reopened for appending.
         self.csv_file.close()
-        temporary = f"{self.filename}.tmp-{os.getpid()}"
-        with open(temporary, "w", newline="") as file:
+        with atomic_path(self.filename) as temporary, open(temporary, "w", newline="") as file:
             csv.writer(file, delimiter=self.sep).writerows([header] + kept)
-        os.replace(temporary, self.filename)
         self.csv_file = open(self.filename, "a")
         self.append_header = False
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from callbacks.epoch_images import EpochImages, fixed_prior_noise
+from ladder_vae.atomic import atomic_path
 from ladder_vae.image_grid import make_grid
 
 SAMPLES_NAME = "samples"
@@ -84,16 +85,15 @@ def write_animation(directory, path, last_epoch=None, frame_duration=300):
             mode = "L" if image.mode in ("1", "L", "P") else "RGB"
             frames.append(_paletted(_labelled(image.convert(mode), f"epoch {epochs[-1]}")))
     if frames:
-        temporary = f"{path}.tmp-{os.getpid()}.gif"
-        frames[0].save(
-            temporary,
-            save_all=True,
-            append_images=frames[1:],
-            duration=frame_duration,
-            loop=0,
-            optimize=False,
-        )
-        os.replace(temporary, path)
+        with atomic_path(path, suffix=".gif") as temporary:
+            frames[0].save(
+                temporary,
+                save_all=True,
+                append_images=frames[1:],
+                duration=frame_duration,
+                loop=0,
+                optimize=False,
+            )
     return epochs
 
 

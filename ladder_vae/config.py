@@ -3,7 +3,8 @@
 import dataclasses
 import json
 import math
-import os
+
+from ladder_vae.atomic import atomic_path
 
 
 class ConfigError(ValueError):
@@ -130,8 +131,6 @@ def _finite(value):
 
 def write_json(path, payload):
     """Writes JSON to a temporary name, then renames it into place: a kill leaves no half file."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as file:
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
         json.dump(payload, file, indent=2, sort_keys=True)
         file.write("\n")
-    os.replace(temporary, path)

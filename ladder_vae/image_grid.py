@@ -1,9 +1,10 @@
 """Tiling image batches into one picture, and writing it as a PNG."""
 
-import os
 
 import numpy as np
 from PIL import Image
+
+from ladder_vae.atomic import atomic_path
 
 
 def make_grid(images, num_columns=None, padding=2, pad_value=0.5):
@@ -52,6 +53,5 @@ def save_png(path, image, scale=1):
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
     if pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    Image.fromarray(pixels).save(temporary)
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".png") as temporary:
+        Image.fromarray(pixels).save(temporary)

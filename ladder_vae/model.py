@@ -285,8 +285,7 @@ class LadderVAE(keras.Model):
 
     def split_levels(self, codes):
         """Splits concatenated codes [batch, sum(latent_dims)] into one tensor per level."""
-        boundaries = [sum(self.latent_dims[: level + 1]) for level in range(self.num_levels - 1)]
-        return keras.ops.split(codes, boundaries, axis=-1)
+        return tf.split(codes, list(self.latent_dims), axis=-1)
 
     def sample(self, num_samples, seed=None):
         """`num_samples` image means decoded from the prior; the same images for one int seed."""

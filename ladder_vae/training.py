@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ladder_vae import data as data_lib
 from ladder_vae import preflight
+from ladder_vae.atomic import remove_stale_temporaries
 from ladder_vae.config import ConfigError, write_json
 from ladder_vae.export import export_run
 from ladder_vae.model import LadderVAE
@@ -272,6 +273,8 @@ def train(config, verbose="auto", data=None):
     prepare_run_dir(config.run_dir)
     # Held through training, saving and export; the kernel drops it if the process dies.
     with RunLock(config.run_dir):
+        # What writers killed in an earlier attempt left; no live process owns it now.
+        remove_stale_temporaries(config.run_dir)
         return _train_locked(config, data, strategy, verbose)
 
 
