@@ -147,16 +147,16 @@ def main(argv=None):
     for label, wall, cpu, inside in rows:
         print(f"| {label} | {wall:.1f} | {cpu:.1f} | {inside:.1f} |")
     print(f"\nStages of the last run (s), load average after: {load_average()}\n")
-    print("| stage | s |")
-    print("| --- | --- |")
-    for stage, seconds in info["stages"]:
-        print(f"| {stage} | {seconds:.2f} |")
-    stages = dict(info["stages"])
+    print("| stage | wall s | CPU s |")
+    print("| --- | --- | --- |")
+    for stage, wall, cpu in info["stages"]:
+        print(f"| {stage} | {wall:.2f} | {cpu:.2f} |")
+    stages = {stage: cpu for stage, _, cpu in info["stages"]}
     reconstruct = metrics["num_test_images"] / stages["encode and reconstruct the test split"]
     sample = metrics["num_samples"] / stages["sample from the prior"]
     print(
-        f"\nThroughput: encode + decode {reconstruct:.0f} img/s, "
-        f"decode of prior samples {sample:.0f} img/s"
+        f"\nThroughput per CPU second: encode + decode {reconstruct:.0f} img, "
+        f"decode of prior samples {sample:.0f} img"
     )
     cached = [row for row in rows if "cached" in row[0]]
     if cached:
