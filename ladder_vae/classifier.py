@@ -16,6 +16,7 @@ Inception-FID numbers.
 
 import hashlib
 import json
+import logging
 import os
 
 import keras
@@ -29,6 +30,8 @@ FEATURES_LAYER = "features"
 DEFAULT_EPOCHS = 5
 DEFAULT_BATCH_SIZE = 128
 CACHE_ENV = "LADDER_VAE_CACHE"
+
+logger = logging.getLogger(__name__)
 
 
 def cache_dir():
@@ -164,6 +167,12 @@ def load_or_train(
         info.update(path=model_path, trained_now=False)
         return keras.models.load_model(model_path, compile=False), info
 
+    logger.info(
+        "Training the %s classifier on %d images (once; cached as %s)",
+        dataset,
+        len(train_images),
+        model_path,
+    )
     num_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1
     model = train_classifier(
         train_images,

@@ -87,7 +87,8 @@ def evaluate_run(
         batch_size: images per forward pass.
         seed: seed of the prior samples, the posterior noise and the training-digit subset.
         classifier: a trained classifier (`ladder_vae.classifier.build_classifier`) to use
-            instead of the cached one, with `classifier_info` semantics of its own (tests).
+            instead of the cached one (tests inject a tiny one); its test accuracy is measured
+            here.
         classifier_dir: the classifier cache (default `$LADDER_VAE_CACHE` or
             `~/.cache/ladder_vae`).
 
