@@ -92,7 +92,7 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
         assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
         # Mid-write: the lock names the writer, a temporary holds the new checkpoint.
         assert (run_dir / "run.lock").read_text().startswith(f"pid {first.pid} on ")
-        temporaries = glob.glob(str(run_dir / "backup" / "*.tmp-*"))
+        temporaries = glob.glob(str(run_dir / "backup" / ".*.tmp-*"))
         assert temporaries
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -123,5 +123,5 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
         assert zipfile.is_zipfile(run_dir / model_file)
     # Finished: no backup to resume from, no temporary left, the lock free.
     assert not (run_dir / "backup").exists()
-    assert not glob.glob(str(run_dir / "**" / "*.tmp-*"), recursive=True)
+    assert not glob.glob(str(run_dir / "**" / ".*.tmp-*"), recursive=True)
     assert (run_dir / "run.lock").read_text() == ""
