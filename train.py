@@ -66,7 +66,10 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def parse_args(argv=None):
     parser = _ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # `--epoch 3` must not pass for `--epochs 3`: a typo'd flag is an error, not a guess.
+        allow_abbrev=False,
     )
     data = parser.add_argument_group("data")
     data.add_argument(
