@@ -22,6 +22,7 @@ import os
 import keras
 import numpy as np
 
+from ladder_vae.atomic import atomic_path
 from ladder_vae.config import write_json
 
 # Bump when `build_classifier` or `train_classifier` change, so that cached networks are retrained.
@@ -197,9 +198,8 @@ def load_or_train(
     os.makedirs(os.path.dirname(model_path), exist_ok=True)
     # Written under a temporary name and renamed, so that a killed run leaves no half file; the
     # info file goes last because its presence marks the cache entry complete.
-    temporary = f"{model_path}.tmp-{os.getpid()}.keras"
-    model.save(temporary)
-    os.replace(temporary, model_path)
+    with atomic_path(model_path, suffix=".keras") as temporary:
+        model.save(temporary)
     write_json(info_path, info)
     info.update(path=model_path, trained_now=True)
     return model, info

@@ -1,6 +1,5 @@
 """The PNG figures of an evaluation, drawn with matplotlib's object API (no pyplot, no display)."""
 
-import os
 import statistics
 
 import numpy as np
@@ -8,6 +7,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ladder_vae.atomic import atomic_path
 from ladder_vae.image_grid import make_grid, save_png
 
 DPI = 100
@@ -23,9 +23,8 @@ LOSS_PANELS = (
 def save_figure(figure, path):
     """Writes a matplotlib `Figure` as PNG through a temporary name and a rename."""
     FigureCanvasAgg(figure)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary, dpi=DPI, facecolor="white")
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=DPI, facecolor="white")
     return path
 
 

@@ -1,8 +1,9 @@
 """The keys of `metrics.json`, what each means, and the markdown that presents them."""
 
 import math
-import os
 import re
+
+from ladder_vae.atomic import atomic_path
 
 # Every key of metrics.json: (key, better, meaning). `{i}` stands for a ladder level, 1 = lowest.
 # better: "lower", "higher", "1" (closest to 1 is best) or "" (a count or a reference value).
@@ -262,8 +263,6 @@ def write_report(path, metrics, info, figures):
     ]
     for name, caption in figures:
         lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as file:
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
         file.write("\n".join(lines))
-    os.replace(temporary, path)
     return path
