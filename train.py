@@ -255,7 +255,9 @@ def non_finite_message(error, run_dir):
     state = f"kept the last good state: {' and '.join(kept)}" if kept else "no epoch had finished"
     # A new run: resuming under the plateau schedule restores the optimizer's learning rate.
     return (
-        f"training stopped: {error}; {state}. Retry with a lower --learning-rate in a new --run-dir"
+        f"training stopped: {error}; {state}. Retry in a new --run-dir with a lower "
+        "--learning-rate (or, if you changed them, loss weights and --reconstruction-sigma "
+        "nearer their defaults)"
     )
 
 
