@@ -22,27 +22,17 @@ the repository, 10,000 test digits, else the 1,000 bundled ones).
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 
+from machine import cpu_model  # benchmarks/machine.py, beside this script
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPOSITORY), "shared", "data", "mnist")
 LIMIT_SECONDS = 60.0
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average():

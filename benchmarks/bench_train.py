@@ -48,6 +48,7 @@ import tensorflow as tf  # noqa: E402
 from ladder_vae import data as data_lib  # noqa: E402
 from ladder_vae import losses, training  # noqa: E402
 from ladder_vae.config import TrainConfig  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 COMPARISONS = (
     "noise",
@@ -62,17 +63,6 @@ COMPARISONS = (
 
 
 # The machine ----------------------------------------------------------------------------------
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine_description():
