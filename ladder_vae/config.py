@@ -28,7 +28,7 @@ class TrainConfig:
     latent_dims: tuple = (2, 2, 2)
     base_filters: int = 32
     reconstruction_sigma: float = 1.0
-    mmd_weight: float = 100.0
+    mmd_weight: float = 30.0
     ssim_weight: float = 10.0
     mmd_per_level: bool = False
     seed: int = 0

@@ -48,7 +48,7 @@ class LadderVAE(keras.Model):
         latent_dims=(2, 2, 2),
         base_filters=32,
         reconstruction_sigma=1.0,
-        mmd_weight=100.0,
+        mmd_weight=30.0,
         ssim_weight=10.0,
         mmd_per_level=False,
         seed=None,

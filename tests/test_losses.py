@@ -37,8 +37,22 @@ def test_unbiased_mmd_has_zero_mean_and_biased_is_positive_for_equal_distributio
     assert abs(unbiased.mean()) < 3 * standard_error
     assert (biased >= 0).all()
     assert biased.mean() > 10 * standard_error
-    # E k(x, x') for x, x' ~ N(0, I_2) and 2 h^2 = 2 is (1 + 2 * 2 / 2)^(-1) = 1/3.
-    assert biased.mean() == pytest.approx((2 - 2 / 3) / n, rel=0.2)
+    # For x, x' ~ N(0, I_d) and one RBF kernel of bandwidth h, E k(x, x') = (1 + 2 / h^2)^(-d/2);
+    # here d = 2 and h^2 = s for each scale s of the kernel sum, so E k = s / (s + 2).
+    expected = sum(2 - 2 * s / (s + 2) for s in losses.BANDWIDTH_SCALES) / n
+    assert biased.mean() == pytest.approx(expected, rel=0.2)
+
+
+def test_the_kernel_sum_keeps_a_gradient_for_codes_far_from_the_prior():
+    """One RBF kernel of the base bandwidth saturates: codes 10 units away get no pull back."""
+    prior = tf.constant(normal(256, 6, seed=0))
+    codes = tf.Variable(normal(256, 6, seed=1, shift=10.0))
+    for kwargs, pulls_back in ((dict(bandwidth=losses.rbf_kernel_bandwidth(6)), False), ({}, True)):
+        with tf.GradientTape() as tape:
+            value = losses.mmd(codes, prior, **kwargs)
+        # Summed over the codes, the repulsion between codes cancels: what is left is the pull.
+        pull = float(tf.norm(tf.reduce_sum(tape.gradient(value, codes), axis=0)))
+        assert (pull > 1e-3) == pulls_back, (kwargs, pull)
 
 
 def test_mmd_grows_with_the_shift():

@@ -176,9 +176,9 @@ def mean_spread(means):
 def prior_mmd(codes, seed=0, chunk=MMD_CHUNK, max_codes=MMD_MAX_CODES):
     """MMD^2 between codes [n, d] and as many draws of the prior N(0, I).
 
-    `ladder_vae.losses.mmd` (RBF kernel, 2 bandwidth^2 = d, unbiased U-statistic, as in
-    training) on chunks of `chunk` codes, averaged: about 0 (it can be slightly negative) when
-    the codes follow the prior. At most `max_codes` codes, drawn at random, are used: the cost
+    `ladder_vae.losses.mmd` (the sum of RBF kernels and the unbiased U-statistic of training)
+    on chunks of `chunk` codes, averaged: about 0 (it can be slightly negative) when the codes
+    follow the prior. At most `max_codes` codes, drawn at random, are used: the cost
     grows with chunk^2 per chunk, and the estimate's standard error is already ~1e-3 there.
 
     The codes are shuffled first. The estimator assumes independent draws, and the codes of
