@@ -6,7 +6,6 @@ of a second and stderr holds nothing but the error line.
 
 import json
 import os
-import struct
 import subprocess
 import sys
 
@@ -14,12 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-
-
-def write_idx(path, array):
-    """An IDX file of unsigned bytes: magic 0x08 <ndim>, the sizes, the data."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+from tests.idx_files import write_idx
 
 
 def write_digits(directory, count=64, side=28, labels=True, test_side=None):

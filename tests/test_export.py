@@ -2,7 +2,6 @@
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import zipfile
@@ -14,6 +13,7 @@ import tensorflow as tf
 from ladder_vae import export, training
 from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
+from tests.idx_files import small_idx_dir
 
 LATENT_DIMS = (2, 3, 1)
 # The export runs the same float32 kernels as Keras, in another process; measured: identical.
@@ -187,23 +187,10 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     assert kind == "InvalidArgumentError" and "sample: num must be >= 0" in message
 
 
-def write_idx(path, array):
-    """An IDX file of unsigned bytes: magic 0x08 <ndim>, the sizes, the data."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.mark.slow
 def test_training_ends_with_an_export_of_the_final_model(tmp_path, bundled_digits, digit_batch):
-    data_dir = tmp_path / "digits"
-    data_dir.mkdir()
     # 256 + 64 real digits: 4 steps and a short validation, so the test is mostly the export.
-    for prefix, images, labels in (
-        ("train", bundled_digits.train_images[:256], bundled_digits.train_labels[:256]),
-        ("t10k", bundled_digits.val_images[:64], bundled_digits.val_labels[:64]),
-    ):
-        write_idx(data_dir / f"{prefix}-images-idx3-ubyte", images[..., 0])
-        write_idx(data_dir / f"{prefix}-labels-idx1-ubyte", labels)
+    data_dir = small_idx_dir(tmp_path / "digits", bundled_digits)
     config = TrainConfig(
         data_dir=str(data_dir),
         run_dir=str(tmp_path / "run"),

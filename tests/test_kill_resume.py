@@ -5,16 +5,15 @@ import csv
 import glob
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 import zipfile
 
-import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.idx_files import small_idx_dir
 
 EPOCHS = 3
 # train.py, except that the $STOP_NTH-th rename that completes the checkpoint file named
@@ -41,23 +40,6 @@ runpy.run_path("train.py", run_name="__main__")
 """
 
 
-def write_idx(path, array):
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def tiny_digits(directory, bundled_digits):
-    """128 training and 64 test digits of the bundled MNIST as IDX files."""
-    directory.mkdir()
-    for prefix, images, labels in (
-        ("train", bundled_digits.train_images[:128], bundled_digits.train_labels[:128]),
-        ("t10k", bundled_digits.val_images[:64], bundled_digits.val_labels[:64]),
-    ):
-        write_idx(directory / f"{prefix}-images-idx3-ubyte", images[..., 0])
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
-    return directory
-
-
 def history_epochs(run_dir):
     with open(run_dir / "history.csv", newline="") as file:
         return [int(row["epoch"]) for row in csv.DictReader(file)]
@@ -71,7 +53,7 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     tmp_path, bundled_digits, checkpoint, nth
 ):
     run_dir = tmp_path / "run"
-    args = ["--data-dir", str(tiny_digits(tmp_path / "digits", bundled_digits))]
+    args = ["--data-dir", str(small_idx_dir(tmp_path / "digits", bundled_digits, num_train=128))]
     args += ["--run-dir", str(run_dir), "--epochs", str(EPOCHS), "--batch-size", "32"]
     args += ["--base-filters", "8", "--sample-every", "100", "--no-export"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}

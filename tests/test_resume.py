@@ -4,34 +4,16 @@ import csv
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.idx_files import small_idx_dir
 
 EPOCHS = 4
-
-
-def write_idx(path, array):
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-
-def small_idx_dir(directory, digits, num_train=256, num_test=64):
-    """The first bundled digits as IDX files: epochs of 8 steps keep the test short."""
-    directory.mkdir()
-    for prefix, images, labels in (
-        ("train", digits.train_images[:num_train], digits.train_labels[:num_train]),
-        ("t10k", digits.val_images[:num_test], digits.val_labels[:num_test]),
-    ):
-        write_idx(directory / f"{prefix}-images-idx3-ubyte", images[..., 0])
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels)
-    return directory
 
 
 def history_epochs(path):

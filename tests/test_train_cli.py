@@ -29,8 +29,17 @@ def run_train(*args, timeout=300):
 def test_train_writes_a_complete_run_directory(tmp_path):
     run_dir = tmp_path / "run"
     result = run_train(
-        "--data-dir", data_lib.BUNDLED_MNIST_DIR, "--epochs", "2", "--batch-size", "128",
-        "--base-filters", "8", "--run-dir", str(run_dir), "--no-export",
+        "--data-dir",
+        data_lib.BUNDLED_MNIST_DIR,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--base-filters",
+        "8",
+        "--run-dir",
+        str(run_dir),
+        "--no-export",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
