@@ -170,6 +170,15 @@ CASES = {
         ],
         ["--latent-dims 4,4: the run in --run-dir {tmp}/run was started with --latent-dims 2,2,2"],
     ),
+    "resume with other base filters": (
+        lambda tmp: [
+            "--run-dir",
+            str(write_run_record(tmp / "run")),
+            "--base-filters",
+            "16",
+        ],
+        ["--base-filters 16: the run in --run-dir {tmp}/run was started with --base-filters 32"],
+    ),
     "resume with a corrupt config.json": (
         lambda tmp: ["--run-dir", str(_corrupt_record(tmp / "run"))],
         ["{tmp}/run/config.json: unreadable record", "--run-dir {tmp}/run"],
