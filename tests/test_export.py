@@ -147,9 +147,10 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
         np.testing.assert_allclose(out[f"reconstruct{size}"], reconstructed, atol=ATOL)
         np.testing.assert_allclose(out[f"serving_default{size}"], reconstructed, atol=ATOL)
 
-    # The client's samples are the Keras decoder's images of prior_codes(num, seed) computed
-    # here, in another process: a seed gives the same images everywhere.
-    codes = export.prior_codes(37, 11, dims)
+    # The client's samples are the Keras decoder's images of the documented prior draw,
+    # tf.random.stateless_normal(seed=[seed, 0]), made here: a seed gives the same images in
+    # every process.
+    codes = tf.random.stateless_normal([37, sum(dims)], seed=[11, 0])
     expected = model.decode(tf.split(codes, dims, axis=-1), training=False)
     np.testing.assert_allclose(out["sample_37_seed_11"], expected, atol=ATOL)
     np.testing.assert_array_equal(out["sample_37_seed_11"], out["sample_37_seed_11_again"])
@@ -208,6 +209,8 @@ def test_training_ends_with_an_export_of_the_final_model(tmp_path, bundled_digit
 
 def test_prior_codes_are_standard_normal_and_a_function_of_the_seed():
     codes = export.prior_codes(20000, 5, [2, 3, 1]).numpy()
+    # The draw that README documents for `sample`, so that any TensorFlow program can repeat it.
+    np.testing.assert_array_equal(codes, tf.random.stateless_normal([20000, 6], seed=[5, 0]))
     assert codes.shape == (20000, 6)
     np.testing.assert_allclose(codes.mean(axis=0), 0.0, atol=0.03)
     np.testing.assert_allclose(codes.std(axis=0), 1.0, atol=0.03)
