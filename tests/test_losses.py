@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from ladder_vae import losses
+from tests import ssim_reference
 
 
 def normal(n, dim, seed, shift=0.0):
@@ -75,6 +76,19 @@ def test_ssim_loss_is_zero_for_identical_images_and_positive_otherwise(digit_bat
     assert float(losses.ssim_loss(digit_batch, digit_batch)) == pytest.approx(0.0, abs=1e-6)
     blurred = tf.nn.avg_pool2d(digit_batch, 3, 1, "SAME")
     assert float(losses.ssim_loss(digit_batch, blurred)) > 0.05
+
+
+def test_ssim_is_the_documented_one_7x7_window_sigma_1(digit_batch):
+    """Per-image SSIM equals the definition computed in numpy with README's window (7x7,
+    sigma 1), and another sigma would be told apart by far more than the tolerance."""
+    others = np.roll(digit_batch, 1, axis=2) * 0.8 + 0.1
+    expected = ssim_reference.ssim(digit_batch, others, size=7, sigma=1.0)
+    np.testing.assert_allclose(losses.ssim(digit_batch, others), expected, atol=1e-4)
+    other_sigma = ssim_reference.ssim(digit_batch, others, size=7, sigma=1.5)
+    assert np.abs(other_sigma - expected).max() > 100 * 1e-4
+    assert float(losses.ssim_loss(digit_batch, others)) == pytest.approx(
+        1.0 - expected.mean(), abs=1e-4
+    )
 
 
 def test_gaussian_nll_is_half_the_squared_error_over_sigma_squared():

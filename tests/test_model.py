@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from ladder_vae.model import LadderVAE
+from tests import ssim_reference
 
 SMALL = dict(base_filters=8, seed=1)
 
@@ -76,6 +77,25 @@ def test_test_step_reports_every_term(digit_batch):
     )
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
     assert logs["ssim"] == pytest.approx(1.0 - logs["ssim_loss"], abs=1e-6)
+
+
+def test_loss_terms_compare_the_images_with_their_reconstructions(digit_batch):
+    """With a decoder that returns known images (the digits shifted and dimmed), every image
+    term is what its formula gives for (images, those reconstructions), computed here."""
+    images = digit_batch[:16]
+    reconstructions = np.roll(images, 2, axis=1) * 0.7 + 0.1
+    model = LadderVAE(reconstruction_sigma=0.5, mmd_weight=3.0, ssim_weight=2.0, **SMALL)
+    model.decode = lambda codes, training=False: keras.ops.convert_to_tensor(reconstructions)
+    terms = {name: float(value) for name, value in model.compute_loss_terms(images).items()}
+
+    squared_error = np.square(images - reconstructions).sum(axis=(1, 2, 3)).mean()
+    assert terms["reconstruction"] == pytest.approx(squared_error / (2 * 0.5**2), rel=1e-5)
+    mean_ssim = ssim_reference.ssim(images, reconstructions, size=7, sigma=1.0).mean()
+    assert mean_ssim < 0.9  # Far from the 1 of an image compared with itself.
+    assert terms["ssim"] == pytest.approx(mean_ssim, abs=1e-4)
+    assert terms["ssim_loss"] == pytest.approx(1.0 - mean_ssim, abs=1e-4)
+    expected = terms["reconstruction"] + 3.0 * terms["mmd"] + 2.0 * (1.0 - mean_ssim)
+    assert terms["loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_config_round_trip():
