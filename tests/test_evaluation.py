@@ -1,5 +1,7 @@
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,6 +17,8 @@ from ladder_vae.evaluation import compare, figures, loading, metrics, report
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
+
+from tests import ssim_reference
 
 from .conftest import REPO_ROOT
 
@@ -265,6 +269,121 @@ def test_metrics_json_is_flat_numeric_and_documented(evaluated_run):
     # Grey blobs from an untrained decoder are far from digits; real digits are not.
     assert written["reference_frechet_distance_train_test"] < written["sample_frechet_distance"]
     assert written["sample_sharpness_ratio"] < 0.5
+
+
+# Evaluation wiring, on a model whose right answers are known by construction -----------------
+
+# A vertical step edge: 0 left of column 14, 1 from there. Its forward differences are 1 in
+# one column of the 27 x 27 pixels that have both neighbours, 0 elsewhere: sharpness 1/27.
+STEP_EDGE = np.zeros((28, 28, 1), np.float32)
+STEP_EDGE[:, 14:] = 1.0
+# Level 1 (2 dims) follows the prior; level 2 (3 dims) is shifted by 3 and its last dimension
+# is the same for every image (inactive). Posterior scales are 0.1 and 0.2.
+SHIFT = np.array([0.0, 0.0, 3.0, 3.0, 3.0], np.float32)
+ACTIVE = np.array([1.0, 1.0, 1.0, 1.0, 0.0], np.float32)
+SCALES = np.array([0.1, 0.1, 0.2, 0.2, 0.2], np.float32)
+
+
+def known_code(image):
+    """A code per image: a standard normal draw seeded by the image's bytes, then shifted and
+    masked as above. Equal images get equal codes, so encoding anything but the test digits
+    (the reconstructions, say) would show in the statistics."""
+    seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()[:8])
+    return np.random.default_rng(seed).standard_normal(5).astype(np.float32) * ACTIVE + SHIFT
+
+
+class KnownVAE(loading.VAE):
+    """The `VAE` interface of evaluate_run: codes from `known_code`, and a decoder that returns
+    the step edge whatever the code."""
+
+    latent_dims = (2, 3)
+    image_shape = (28, 28, 1)
+    has_scales = True
+    mmd_per_level = False
+    description = "a model with known answers"
+
+    def encode(self, images, batch_size=500):
+        means = np.stack([known_code(image) for image in np.asarray(images, np.float32)])
+        return means, np.broadcast_to(SCALES, means.shape).copy()
+
+    def decode(self, codes, batch_size=500):
+        assert np.shape(codes)[1] == 5
+        return np.broadcast_to(STEP_EDGE, (len(codes), 28, 28, 1)).copy()
+
+
+def documented_metric_keys(levels):
+    """The keys of README's metrics.json table, `{i}` spelled out for each level."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as file:
+        section = file.read().split("## Evaluate a run", 1)[1].split("\n## ", 1)[0]
+    keys = set()
+    for key in re.findall(r"^\| `([a-z_{}0-9]+)` \|", section, flags=re.MULTILINE):
+        keys.update(key.replace("{i}", str(level)) for level in range(1, levels + 1))
+    return keys
+
+
+def sharpness_by_hand(images):
+    """Mean over images and pixels of sqrt(dx^2 + dy^2), forward differences (README)."""
+    images = np.asarray(images, np.float64)[..., 0]
+    dx = images[:, :-1, 1:] - images[:, :-1, :-1]
+    dy = images[:, 1:, :-1] - images[:, :-1, :-1]
+    return float(np.mean(np.sqrt(dx**2 + dy**2)))
+
+
+def test_evaluate_run_computes_each_metric_from_the_right_inputs(
+    tmp_path, monkeypatch, tiny_classifier, bundled_digits
+):
+    run_dir = make_run(str(tmp_path / "run"))
+    monkeypatch.setattr(loading, "load_vae", lambda path: KnownVAE())
+    results, _ = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
+
+    assert set(results) == documented_metric_keys(levels=2)
+    test_images = bundled_digits.val_images.astype(np.float64) / 255.0
+    edges = np.broadcast_to(STEP_EDGE, test_images.shape)
+    codes = np.stack([known_code(image) for image in test_images.astype(np.float32)])
+
+    # Reconstructions are the step edge: their errors and SSIM against the test digits.
+    assert results["test_mse"] == pytest.approx(np.mean((test_images - edges) ** 2), rel=1e-6)
+    expected_ssim = ssim_reference.ssim(test_images, edges, size=7, sigma=1.0).mean()
+    assert results["test_ssim"] == pytest.approx(expected_ssim, abs=1e-4)
+    reference = sharpness_by_hand(test_images)
+    assert results["reference_sharpness_test"] == pytest.approx(reference, rel=1e-5)
+    assert results["sample_sharpness"] == pytest.approx(1 / 27, rel=1e-5)
+    assert results["sample_sharpness_ratio"] == pytest.approx(1 / 27 / reference, rel=1e-5)
+    assert results["test_reconstruction_sharpness_ratio"] == pytest.approx(
+        1 / 27 / reference, rel=1e-5
+    )
+    # Samples and reconstructions are the same image, hence the same distance to the test set.
+    assert results["test_reconstruction_frechet_distance"] == pytest.approx(
+        results["sample_frechet_distance"], rel=1e-6
+    )
+    assert results["reference_frechet_distance_train_test"] < results["sample_frechet_distance"]
+
+    # Every level counts: level 1 matches the prior, level 2 is 3 units away, one dim inactive.
+    assert (results["level_1_dims"], results["level_2_dims"]) == (2, 3)
+    assert (results["level_1_active_dims"], results["level_2_active_dims"]) == (2, 2)
+    assert results["active_dims"] == 4
+    assert results["level_1_mean_spread"] == pytest.approx(codes[:, :2].std(axis=0).mean())
+    assert results["level_2_mean_spread"] == pytest.approx(codes[:, 2:].std(axis=0).mean())
+    assert results["level_1_posterior_scale"] == pytest.approx(0.1)
+    assert results["level_2_posterior_scale"] == pytest.approx(0.2)
+    assert abs(results["level_1_mmd"]) < 0.02 and results["level_2_mmd"] > 0.5
+    assert results["latent_mmd"] == pytest.approx(
+        results["level_1_mmd"] + results["level_2_mmd"], abs=1e-9
+    )
+    assert results["latent_mmd_joint"] > 0.5
+    # Posterior samples lie within 0.2 of the means: about the same MMD as the means.
+    assert results["latent_mmd_sampled"] == pytest.approx(results["latent_mmd_joint"], rel=0.2)
+
+    # Every sample is the same image: one class, no spread; the test digits cover the classes.
+    assert results["sample_class_coverage"] == pytest.approx(0.1)
+    assert results["sample_class_entropy"] == pytest.approx(0.0, abs=1e-9)
+    assert results["sample_inception_score"] == pytest.approx(1.0, abs=1e-6)
+    assert results["reference_class_entropy_test"] > 0.5
+    assert results["reference_inception_score_test"] > 2.0
+    predictions = np.argmax(tiny_classifier.predict(test_images, verbose=0), axis=-1)
+    accuracy = np.mean(predictions == bundled_digits.val_labels)
+    assert results["classifier_test_accuracy"] == pytest.approx(accuracy)
+    assert (results["num_test_images"], results["num_samples"]) == (1000, NUM_SAMPLES)
 
 
 @pytest.mark.slow  # The export alone takes several seconds.
