@@ -188,6 +188,8 @@ def build_callbacks(config, run_dir, validation_images=None):
                 mode="min",
                 factor=config.lr_factor,
                 patience=config.lr_patience,
+                # What counts as an improvement is the same as for early stopping.
+                min_delta=config.early_stopping_min_delta,
                 min_lr=config.min_learning_rate,
                 verbose=1,
             )
