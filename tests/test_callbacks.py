@@ -465,12 +465,19 @@ def interrupt_at(epoch):
 
 
 def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path, bundled_digits):
-    """Interrupted after epoch 1 of 3, then run again: it trains epochs 2 and 3 only, with the
-    optimizer, the learning rate and the callbacks' state of the end of epoch 1."""
+    """Interrupted after epoch 2 of 3, then run again: it trains epoch 3 only, with the
+    optimizer, the learning rate (halved once by then) and the callbacks' state of the end of
+    epoch 2."""
     run_dir = tmp_path / "run"
-    # lr_patience 0: ReduceLROnPlateau halves the rate after any epoch without improvement.
+    # No decrease counts as an improvement, and lr_patience is 0: ReduceLROnPlateau halves the
+    # rate after every epoch but the first, so the rate to restore differs from the initial one.
     config = tiny_config(
-        run_dir, epochs=3, lr_patience=0, early_stopping_patience=5, **ONE_SMALL_LEVEL
+        run_dir,
+        epochs=3,
+        lr_patience=0,
+        early_stopping_min_delta=1e9,
+        early_stopping_patience=5,
+        **ONE_SMALL_LEVEL,
     )
     train, val = datasets(bundled_digits)
 
@@ -485,7 +492,7 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
             train,
             validation_data=val,
             epochs=3,
-            callbacks=callbacks + [interrupt_at(1)],
+            callbacks=callbacks + [interrupt_at(2)],
             shuffle=False,
             verbose=0,
         )
@@ -496,11 +503,12 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
         "early_stopping": (by_name["EarlyStopping"].wait, by_name["EarlyStopping"].best),
         "plateau": (by_name["ReduceLROnPlateau"].wait, by_name["ReduceLROnPlateau"].best),
     }
+    assert before["learning_rate"] == pytest.approx(config.learning_rate / 2)
     backup = run_dir / training.BACKUP_DIR
-    # As if killed after the CSV row of epoch 2 but before its backup, and while writing one.
+    # As if killed after the CSV row of epoch 3 but before its backup, and while writing one.
     with open(run_dir / training.HISTORY_FILE, "a") as file:
-        file.write("1" + ",0" * 11 + "\n")
-    (backup / "epoch_0002.tmp-999.weights.h5").write_bytes(b"half a file")
+        file.write("2" + ",0" * 11 + "\n")
+    (backup / "epoch_0003.tmp-999.weights.h5").write_bytes(b"half a file")
 
     model, callbacks, by_name = start()
     restored = {}
@@ -524,18 +532,19 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
         shuffle=False,
         verbose=0,
     )
-    assert restored["iterations"] == before["iterations"] == STEPS_PER_EPOCH
+    assert restored["iterations"] == before["iterations"] == 2 * STEPS_PER_EPOCH
     assert restored["learning_rate"] == before["learning_rate"]
     assert restored["early_stopping"] == before["early_stopping"]
     assert restored["plateau"] == before["plateau"]
     assert_same_weights(restored["weights"], before["weights"])
-    assert "epoch_0002.tmp-999.weights.h5" not in restored["files"]
-    # Two more epochs, not three; every epoch once in the CSV.
-    assert len(history.history["loss"]) == 2
+    assert "epoch_0003.tmp-999.weights.h5" not in restored["files"]
+    # One more epoch, not three; every epoch once in the CSV.
+    assert len(history.history["loss"]) == 1
     assert int(model.optimizer.iterations) == 3 * STEPS_PER_EPOCH
+    assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate / 4)
     rows = read_csv(run_dir / training.HISTORY_FILE)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
-    assert float(rows[1]["loss"]) == pytest.approx(history.history["loss"][0], rel=1e-6)
+    assert float(rows[2]["loss"]) == pytest.approx(history.history["loss"][0], rel=1e-6)
     assert json.loads((backup / "state.json").read_text())["epoch"] == 3
 
 
