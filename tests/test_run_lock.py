@@ -2,8 +2,10 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -11,6 +13,7 @@ from ladder_vae import data as data_lib
 from ladder_vae.config import ConfigError
 from ladder_vae.run_lock import LOCK_FILE, RunDirLocked, RunLock, check_unlocked
 from tests.conftest import REPO_ROOT
+from tests.idx_files import small_idx_dir
 
 # Takes the lock of argv[1], says so, and waits to be killed.
 HOLDER = """
@@ -85,3 +88,42 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path, holder):
     assert (tmp_path / LOCK_FILE).read_text().startswith(f"pid {holder.pid} on ")
     with RunLock(str(tmp_path)):
         assert (tmp_path / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} on ")
+
+
+@pytest.mark.slow
+def test_a_second_train_py_on_the_run_dir_of_a_running_one_is_refused(tmp_path, bundled_digits):
+    """Two real trainings, one command: the second stops at once with one line naming the first,
+    and the first trains on untouched."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "train.py", "--run-dir", str(run_dir)]
+    command += ["--data-dir", str(small_idx_dir(tmp_path / "digits", bundled_digits))]
+    command += ["--epochs", "100", "--batch-size", "32", "--latent-dims", "2"]
+    command += ["--base-filters", "4", "--sample-every", "100", "--no-export"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # config.json is written once the first training has prepared the run directory.
+        deadline = time.monotonic() + 120
+        while not (run_dir / "config.json").exists() and first.poll() is None:
+            assert time.monotonic() < deadline, "the first training did not start within 120 s"
+            time.sleep(0.05)
+        assert first.poll() is None, "the first training ended early"
+        record = (run_dir / "config.json").read_bytes()
+
+        second = subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert second.stderr.splitlines() == [
+            f"train.py: error: --run-dir {run_dir}: another training is using it (pid "
+            f"{first.pid} on {socket.gethostname()}); wait for it to finish, stop it, or pass "
+            "another --run-dir"
+        ]
+        assert first.poll() is None, "the first training stopped"
+        assert (run_dir / "config.json").read_bytes() == record
+    finally:
+        first.kill()
+        first.wait(timeout=30)
