@@ -25,9 +25,18 @@ def _positive_int(text):
     return value
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors reported in one line instead of a usage block and a line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = _ArgumentParser(
+        prog="evaluate.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "run_dir",
@@ -110,7 +119,18 @@ def main(argv=None):
 
     from ladder_vae.config import ConfigError
     from ladder_vae.data import DataError
-    from ladder_vae.evaluation import EvaluationError
+    from ladder_vae.evaluation import EvaluationError, loading
+
+    try:
+        # Paths, run records and IDX data are checked before TensorFlow starts: bad input is
+        # reported at once, in one line.
+        for path in args.compare or [args.run_dir]:
+            loading.check_source(
+                path, args.checkpoint, args.data_dir, args.tfds_data_dir, args.dataset
+            )
+    except (EvaluationError, DataError, ConfigError) as error:
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
     from ladder_vae.evaluation.compare import compare_runs
     from ladder_vae.evaluation.run import REPORT_FILE, evaluate_run
 

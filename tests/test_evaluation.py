@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -19,6 +20,7 @@ from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
 
 from tests import ssim_reference
+from tests.idx_files import write_idx
 
 from .conftest import REPO_ROOT
 
@@ -485,3 +487,119 @@ def test_evaluate_py_says_what_is_wrong_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main([])
     assert "give either RUN_DIR or --compare" in capsys.readouterr().err
+
+
+# evaluate.py in a real process: bad input is one line, before TensorFlow starts ---------------
+
+
+def fake_run(run_dir, data=None, model="model.keras"):
+    """A run directory whose model file is a zip archive as .keras files are (never loaded: every
+    case below fails before that) and whose config.json records `data`."""
+    run_dir.mkdir(parents=True)
+    with zipfile.ZipFile(run_dir / model, "w") as archive:
+        archive.writestr("config.json", '{"class_name": "LadderVAE"}')
+    record = {"config": {"latent_dims": [2]}, "data": data or {"kind": "bundled"}}
+    (run_dir / "config.json").write_text(json.dumps(record))
+    return run_dir
+
+
+def truncated_idx_dir(directory):
+    directory.mkdir()
+    write_idx(directory / "train-images-idx3-ubyte", np.zeros((8, 28, 28), np.uint8))
+    write_idx(directory / "train-labels-idx1-ubyte", np.zeros(8, np.uint8))
+    path = directory / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    return directory
+
+
+# Each case: (the arguments, given tmp_path; the error line, "{tmp}" standing for tmp_path).
+EVALUATE_CASES = {
+    "no arguments": (
+        lambda tmp: [],
+        "give either RUN_DIR or --compare RUN RUN [...] (see evaluate.py --help)",
+    ),
+    "num samples below 2": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--num-samples", "1"],
+        "argument --num-samples: must be >= 2, got '1' (see evaluate.py --help)",
+    ),
+    "unknown checkpoint": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--checkpoint", "last"],
+        "argument --checkpoint: invalid choice: 'last'",
+    ),
+    "missing path": (lambda tmp: [str(tmp / "missing")], "{tmp}/missing: no such file or directory"),
+    "directory without a model": (
+        lambda tmp: [str(tmp)],
+        "{tmp}: not a run directory: no model.keras, best.keras or saved_model/ in it",
+    ),
+    "another kind of file": (
+        lambda tmp: [str(fake_run(tmp / "run") / "config.json")],
+        "{tmp}/run/config.json: not a run directory, .keras file or SavedModel directory",
+    ),
+    "a .keras file that is not a zip archive": (
+        lambda tmp: [str(_write(tmp / "model.keras", "not a zip archive"))],
+        "{tmp}/model.keras: not a .keras file (a .keras file is a zip archive)",
+    ),
+    "checkpoint missing from the run": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--checkpoint", "best"],
+        "{tmp}/run: not a run directory: no best.keras in it",
+    ),
+    "corrupt config.json": (
+        lambda tmp: [str(_corrupt_config(fake_run(tmp / "run")))],
+        "{tmp}/run/config.json: cannot read it (",
+    ),
+    "data dir without images": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--data-dir", str(tmp)],
+        "--data-dir {tmp}: no training images",
+    ),
+    "truncated images": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--data-dir", str(truncated_idx_dir(tmp / "d"))],
+        "{tmp}/d/train-images-idx3-ubyte: truncated",
+    ),
+    "the run's IDX data gone": (
+        lambda tmp: [str(fake_run(tmp / "run", {"kind": "idx", "path": str(tmp / "gone")}))],
+        "the run was trained on IDX files in {tmp}/gone, which is gone; pass --data-dir",
+    ),
+    "compare one run": (
+        lambda tmp: ["--compare", str(fake_run(tmp / "run"))],
+        "--compare needs at least two runs (see evaluate.py --help)",
+    ),
+    "compare with a run that is not one": (
+        lambda tmp: ["--compare", str(fake_run(tmp / "run")), str(tmp / "missing")],
+        "{tmp}/missing: no such file or directory",
+    ),
+}
+
+
+def _corrupt_config(run_dir):
+    _write(run_dir / "config.json", '{"data": ')
+    return run_dir
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(EVALUATE_CASES))
+def test_evaluate_py_bad_input_is_one_line_with_exit_code_2(tmp_path, case):
+    make_args, message = EVALUATE_CASES[case]
+    args = make_args(tmp_path)
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "evaluate.py"), *args],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""
+    # One line: TensorFlow, whose start prints lines of its own, was not started.
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("evaluate.py: error: " + message.format(tmp=tmp_path))
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before

@@ -7,11 +7,14 @@ such codes. The `.keras` model gives scales; the SavedModel's `encode` gives onl
 
 import json
 import os
+import zipfile
 
 import numpy as np
-import tensorflow as tf
 
 from ladder_vae import data as data_lib
+
+# TensorFlow is imported in the functions that use it: `check_source` and what it calls run
+# before TensorFlow starts, so that evaluate.py reports bad input at once, in one line.
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -60,6 +63,8 @@ def batched(function, inputs, batch_size):
     Returns:
         A tuple with one numpy array per output of `function`, the batches concatenated.
     """
+    import tensorflow as tf
+
     inputs = np.asarray(inputs, np.float32)
     outputs = []
     for start in range(0, len(inputs), batch_size):
@@ -75,6 +80,8 @@ class KerasVAE(VAE):
     has_scales = True
 
     def __init__(self, model, description="LadderVAE in memory"):
+        import tensorflow as tf
+
         self.model = model
         self.mmd_per_level = bool(model.mmd_per_level)
         self.latent_dims = tuple(int(dim) for dim in model.latent_dims)
@@ -87,12 +94,16 @@ class KerasVAE(VAE):
         self._decode = tf.function(self._decode_graph, input_signature=[code_spec])
 
     def _encode_graph(self, images):
+        import tensorflow as tf
+
         posteriors = self.model.encode(images, training=False)
         means = tf.concat([tf.cast(mean, tf.float32) for mean, _ in posteriors], axis=-1)
         scales = tf.concat([tf.cast(scale, tf.float32) for _, scale in posteriors], axis=-1)
         return means, scales
 
     def _decode_graph(self, codes):
+        import tensorflow as tf
+
         levels = tf.split(codes, self.latent_dims, axis=-1)
         return tf.cast(self.model.decode(levels, training=False), tf.float32)
 
@@ -107,6 +118,8 @@ class SavedModelVAE(VAE):
     """The SavedModel that `ladder_vae.export` writes (endpoints encode, decode, latent_dims)."""
 
     def __init__(self, path):
+        import tensorflow as tf
+
         try:
             # Kept on the instance: the endpoints of a garbage-collected SavedModel lose
             # their variables.
@@ -169,14 +182,14 @@ def resolve(path, checkpoint="auto"):
             raise EvaluationError(
                 f"{path}: not a run directory, .keras file or SavedModel directory"
             )
-        return path, os.path.dirname(path)
+        return _checked_keras_file(path), os.path.dirname(path)
     names = list(CHECKPOINTS) if checkpoint == "auto" else [checkpoint]
     for name in names:
         candidate = os.path.join(path, CHECKPOINTS[name])
-        if (name == "saved_model" and _is_saved_model(candidate)) or (
-            name != "saved_model" and os.path.isfile(candidate)
-        ):
+        if name == "saved_model" and _is_saved_model(candidate):
             return candidate, path
+        if name != "saved_model" and os.path.isfile(candidate):
+            return _checked_keras_file(candidate), path
     wanted = [CHECKPOINTS[name] + ("/" if name == "saved_model" else "") for name in names]
     wanted = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 1 else wanted)
     hint = (
@@ -185,6 +198,27 @@ def resolve(path, checkpoint="auto"):
         else ""
     )
     raise EvaluationError(f"{path}: not a run directory: no {wanted} in it{hint}")
+
+
+def _checked_keras_file(path):
+    """`path`, unless it cannot be a `.keras` file (those are zip archives)."""
+    if not zipfile.is_zipfile(path):
+        raise EvaluationError(f"{path}: not a .keras file (a .keras file is a zip archive)")
+    return path
+
+
+def check_source(path, checkpoint="auto", data_dir=None, tfds_data_dir=None, dataset=None):
+    """What `evaluate_run` would reject in `path` and its data, found without TensorFlow.
+
+    The model path (`resolve`), the run's config.json, and IDX data (`data_dir` or the run's
+    record, read here in full; TFDS data is checked where it is loaded). Raises what
+    `evaluate_run` would raise for them: `EvaluationError` or `ladder_vae.data.DataError`.
+    """
+    _, run_dir = resolve(path, checkpoint)
+    run_config = read_run_config(run_dir)
+    kind = (run_config.get("data") or {}).get("kind")
+    if data_dir is not None or kind in ("bundled", "idx"):
+        load_eval_data(run_config, data_dir, tfds_data_dir, dataset)
 
 
 def load_vae(model_path):
