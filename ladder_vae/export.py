@@ -20,17 +20,17 @@ of the same name for TF Serving; `reconstruct` is `serving_default`. Images are 
 
 import argparse
 import glob
+import json
 import logging
 import os
 import shutil
 import sys
 import zipfile
 
-import keras
-import tensorflow as tf
-
 from ladder_vae.config import ConfigError
-from ladder_vae.model import LadderVAE
+
+# Keras and TensorFlow are imported in the functions that use them: the command line checks its
+# arguments, paths and model file before TensorFlow starts, and reports bad input in one line.
 
 SAVED_MODEL_DIR = "saved_model"
 MODEL_FILE = "model.keras"
@@ -51,6 +51,8 @@ def prior_codes(num, seed, latent_dims):
     takes the seed as an input, so one seed gives the same images in every process and on every
     call. (A Python-int seed or a saved `SeedGenerator` would be frozen into the SavedModel.)
     """
+    import tensorflow as tf
+
     shape = tf.stack([tf.cast(num, tf.int32), sum(latent_dims)])
     return tf.random.stateless_normal(shape, seed=tf.stack([tf.cast(seed, tf.int32), 0]))
 
@@ -64,6 +66,9 @@ def build_export_archive(model):
     tensor of another dtype, before the model runs. Image input outside [0, 1] (uint8 pixels
     not divided by 255, NaN) fails an assertion that says so.
     """
+    import keras
+    import tensorflow as tf
+
     if not model.built:
         raise ValueError("The model must be built before export; call `model.build()` first.")
     latent_dims = [int(dim) for dim in model.latent_dims]
@@ -210,6 +215,13 @@ def load_keras_model(path):
         raise ExportError(f"{path}: no such model file")
     if not zipfile.is_zipfile(path):
         raise ExportError(f"{path}: not a .keras file (a .keras file is a zip archive)")
+    class_name = _saved_class_name(path)
+    if class_name != "LadderVAE":
+        raise ExportError(f"{path}: holds a {class_name}, not a LadderVAE")
+    import keras
+
+    from ladder_vae.model import LadderVAE
+
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a truncated or foreign file.
@@ -218,6 +230,20 @@ def load_keras_model(path):
     if not isinstance(model, LadderVAE):
         raise ExportError(f"{path}: holds a {type(model).__name__}, not a LadderVAE")
     return model
+
+
+def _saved_class_name(path):
+    """The class of the model in the `.keras` archive at `path`, read from its config.json."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("config.json") as file:
+            config = json.load(file)
+        return str(config["class_name"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ExportError(
+            f"{path}: cannot load the model (its config.json is unreadable: "
+            f"{reason or type(error).__name__})"
+        ) from None
 
 
 def export_run(run_dir, out=None, model_path=None):
@@ -234,8 +260,15 @@ def export_run(run_dir, out=None, model_path=None):
     return export_model(load_keras_model(model_path), out)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors reported in one line instead of a usage block and a line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="python -m ladder_vae.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

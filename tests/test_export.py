@@ -13,6 +13,7 @@ import tensorflow as tf
 from ladder_vae import export, training
 from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
+from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
 
 LATENT_DIMS = (2, 3, 1)
@@ -266,3 +267,71 @@ def test_command_line_errors_are_one_line_with_exit_code_2(tmp_path, capsys, set
     assert error.startswith("python -m ladder_vae.export: error: ")
     assert message.format(tmp=tmp_path) in error
     assert error.count("\n") == 1
+
+
+def _model_file(path, config_json):
+    """A zip archive at `path` holding `config_json` as its config.json, as .keras files do."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config_json)
+    return path
+
+
+# Each case: (what to put in the run directory {tmp}; the arguments; the error line).
+EXPORT_CASES = {
+    "no arguments": (None, [], "the following arguments are required: RUN_DIR"),
+    "unknown option": (None, ["{tmp}", "--output", "x"], "unrecognized arguments: --output x"),
+    "missing run directory": (None, ["{tmp}/missing"], "{tmp}/missing: no such run directory"),
+    "no model file": (None, ["{tmp}"], "{tmp}/model.keras: no such model file"),
+    "missing --model": (None, ["{tmp}", "--model", "{tmp}/b.keras"], "{tmp}/b.keras: no such"),
+    "not a zip archive": ("not zip", ["{tmp}"], "{tmp}/model.keras: not a .keras file"),
+    "unreadable config.json": ("{", ["{tmp}"], "{tmp}/model.keras: cannot load the model ("),
+    "another model class": (
+        '{"class_name": "Sequential"}',
+        ["{tmp}"],
+        "{tmp}/model.keras: holds a Sequential, not a LadderVAE",
+    ),
+    "output is a file": (
+        "out file",
+        ["{tmp}", "--out", "{tmp}/model.keras"],
+        "{tmp}/model.keras: exists and is not a directory",
+    ),
+    "output is another directory": (
+        "out dir",
+        ["{tmp}", "--out", "{tmp}/notes"],
+        "{tmp}/notes: exists and is not a SavedModel; choose an empty or new directory",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(EXPORT_CASES))
+def test_export_command_bad_input_is_one_line_with_exit_code_2(tmp_path, case):
+    """`python -m ladder_vae.export` in a real process: one stderr line and exit status 2, before
+    TensorFlow starts (which would print lines of its own)."""
+    content, argv, message = EXPORT_CASES[case]
+    if content in ("out file", "out dir"):
+        _model_file(tmp_path / "model.keras", '{"class_name": "LadderVAE"}')
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "mine.txt").write_text("mine")
+    elif content == "not zip":
+        (tmp_path / "model.keras").write_text("not a zip archive")
+    elif content is not None:
+        _model_file(tmp_path / "model.keras", content)
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ladder_vae.export", *(arg.format(tmp=tmp_path) for arg in argv)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("python -m ladder_vae.export: error: ")
+    assert message.format(tmp=tmp_path) in lines[0]
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
