@@ -526,7 +526,10 @@ EVALUATE_CASES = {
         lambda tmp: [str(fake_run(tmp / "run")), "--checkpoint", "last"],
         "argument --checkpoint: invalid choice: 'last'",
     ),
-    "missing path": (lambda tmp: [str(tmp / "missing")], "{tmp}/missing: no such file or directory"),
+    "missing path": (
+        lambda tmp: [str(tmp / "missing")],
+        "{tmp}/missing: no such file or directory",
+    ),
     "directory without a model": (
         lambda tmp: [str(tmp)],
         "{tmp}: not a run directory: no model.keras, best.keras or saved_model/ in it",
