@@ -158,11 +158,15 @@ def test_resolve_fails_clearly_on_what_is_not_a_run(tmp_path):
 
 def test_resolve_prefers_the_final_model(tmp_path):
     for name in ("model.keras", "best.keras"):
-        (tmp_path / name).write_bytes(b"")
+        zipfile.ZipFile(tmp_path / name, "w").close()  # An empty archive: a .keras in form.
     assert loading.resolve(str(tmp_path)) == (str(tmp_path / "model.keras"), str(tmp_path))
     assert loading.resolve(str(tmp_path), "best")[0] == str(tmp_path / "best.keras")
     with pytest.raises(EvaluationError, match="no saved_model/"):
         loading.resolve(str(tmp_path), "saved_model")
+    # The file it prefers is judged, not passed over for the next one.
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(EvaluationError, match="model.keras: not a .keras file"):
+        loading.resolve(str(tmp_path))
 
 
 def test_load_vae_rejects_other_and_broken_files(tmp_path):
