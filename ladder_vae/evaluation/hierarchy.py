@@ -29,17 +29,12 @@ import math
 
 import numpy as np
 
-# Pixels at or above this intensity are ink for the thickness measure.
-INK_THRESHOLD = 0.5
 ATTRIBUTES = ("thickness", "ink", "slant", "width", "height")
 IDENTITY = "identity"
 DEFAULT_NUM_CODES = 500
 DEFAULT_REDRAWS = 8
 # A uniform bar of width w has variance w^2 / 12: sqrt(12 var) turns a second moment into an extent.
 _UNIFORM_EXTENT = math.sqrt(12.0)
-# Cauchy-Crofton: a staircase boundary of pixel edges is on average 4/pi times as long as the
-# smooth curve it approximates, over all orientations.
-_EDGE_TO_LENGTH = math.pi / 4.0
 
 
 def _grey(images):
@@ -52,15 +47,20 @@ def _grey(images):
     return images.astype(np.float64).mean(axis=-1)
 
 
-def stroke_thickness(images, threshold=INK_THRESHOLD):
-    """Mean stroke width in pixels: 2 * ink area / ink perimeter of the image binarised at 0.5.
+def stroke_thickness(images):
+    """Mean stroke width in pixels: 2 * ink mass / ink perimeter.
 
-    A stroke of width w and length L >> w has area w L and perimeter about 2 L, so 2 A / P is
-    about w. The perimeter is the number of pixel edges between ink and background (4-neighbour,
-    the border counting as background), times pi/4, the mean ratio of a smooth curve's length to
-    its staircase (Cauchy-Crofton), so that a diagonal stroke measures like an upright one. The
-    ends of strokes add to P, so short strokes come out slightly thin; loops and holes need no
-    special case. 0 for an image with no pixel at or above the threshold.
+    A stroke of width w and length L has area w L and perimeter 2 (w + L), so 2 A / P is
+    w L / (w + L), about w for a long stroke (short strokes and their ends come out a little
+    thin). The perimeter is the total variation, the sum over the image of the gradient
+    magnitude |grad I| (differences over each 2 x 2 cell, the image surrounded by background).
+    By the coarea formula that is the integral over thresholds t of the perimeter of {I > t},
+    just as the mass is the integral of the area of {I > t}: the measure is 2 A / P averaged over
+    all binarisations, so it needs no threshold, it does not jump when a pixel crosses one, and it
+    reads strokes of every orientation alike (within 4% for anti-aliased strokes 3 or more pixels
+    wide, 13% at 2 pixels, where counting the pixel edges of the image binarised at 0.5 errs by
+    up to 40% between orientations). Edges closer than about two pixels blur into each other, so
+    strokes under 2 pixels measure too thick. 0 for an empty image.
 
     Args:
         images: [n, H, W, C] in [0, 1]; colour images are measured on the mean of the channels.
@@ -68,13 +68,14 @@ def stroke_thickness(images, threshold=INK_THRESHOLD):
     Returns:
         float64 array [n].
     """
-    ink = np.pad(_grey(images) >= threshold, ((0, 0), (1, 1), (1, 1)))
-    area = ink.sum(axis=(1, 2))
-    edges = (ink[:, 1:, :] != ink[:, :-1, :]).sum(axis=(1, 2)) + (
-        ink[:, :, 1:] != ink[:, :, :-1]
-    ).sum(axis=(1, 2))
-    perimeter = edges * _EDGE_TO_LENGTH
-    return np.where(perimeter > 0, 2.0 * area / np.maximum(perimeter, 1e-12), 0.0)
+    grey = np.pad(_grey(images), ((0, 0), (1, 1), (1, 1)))
+    right = grey[:, :, 1:] - grey[:, :, :-1]
+    down = grey[:, 1:, :] - grey[:, :-1, :]
+    gradient_x = (right[:, 1:, :] + right[:, :-1, :]) / 2.0
+    gradient_y = (down[:, :, 1:] + down[:, :, :-1]) / 2.0
+    perimeter = np.sqrt(gradient_x**2 + gradient_y**2).sum(axis=(1, 2))
+    mass = grey.sum(axis=(1, 2))
+    return np.where(perimeter > 0, 2.0 * mass / np.maximum(perimeter, 1e-12), 0.0)
 
 
 def _moments(grey):
