@@ -197,8 +197,10 @@ def test_width_is_the_deskewed_extent_and_height_the_vertical_one():
 
 
 def test_colour_images_are_measured_on_the_mean_of_their_channels(digit_batch):
-    grey = hierarchy.image_attributes(digit_batch)
-    colour = hierarchy.image_attributes(np.concatenate([digit_batch] * 3, axis=-1))
+    grey = hierarchy.image_attributes(0.75 * digit_batch)
+    colour = hierarchy.image_attributes(
+        np.concatenate([0.5 * digit_batch, digit_batch, 0.75 * digit_batch], axis=-1)
+    )
     for name in hierarchy.ATTRIBUTES:
         np.testing.assert_allclose(colour[name], grey[name], rtol=1e-6, err_msg=name)
 
@@ -256,7 +258,8 @@ def test_each_level_moves_what_it_was_built_to_move(known_result):
     assert share(2, "slant") > share(3, "slant")
     assert share(1, "slant") < 0.1
     assert result.class_change_rates[0] < 0.05 and result.class_change_rates[1] < 0.05
-    assert result.class_change_rates[2] > 0.7
+    # Ten equally likely digits: a redraw of level 3 draws another one 90% of the time.
+    assert result.class_change_rates[2] == pytest.approx(0.9, abs=0.04)
     assert result.hierarchy_summary > 0.85
 
 
