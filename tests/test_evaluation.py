@@ -185,6 +185,28 @@ def test_load_eval_data_follows_the_run_record(tmp_path):
         loading.load_eval_data(tfds_run, tfds_data_dir=str(tmp_path))
 
 
+def test_hierarchy_figure_puts_the_top_level_on_top(tmp_path):
+    shares = np.array([[0.0, 0.9, 0.1], [0.05, 0.2, 0.7], [1.0, 0.3, float("nan")]])
+    figure = figures.hierarchy_figure(
+        shares, ("identity", "thickness", "slant"), np.array([0.01, 0.1, 0.9]), 0.95
+    )
+    axes = figure.axes[0]
+    np.testing.assert_array_equal(axes.images[0].get_array(), np.nan_to_num(shares[::-1]))
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["level 3 (top)", "level 2", "level 1 (lowest)"]
+    assert [label.get_text() for label in axes.get_xticklabels()] == [
+        "identity",
+        "thickness",
+        "slant",
+    ]
+    texts = [text.get_text() for text in axes.texts]
+    assert texts[:3] == ["1.00", "0.30", "n/a"] and "0.90" in texts
+    assert "class changes\nin 90.0% of redraws" in texts
+    assert "hierarchy summary 0.95" in figure._suptitle.get_text()
+    path = figures.hierarchy_heatmap(shares, ("identity", "thickness", "slant"), tmp_path / "h.png")
+    assert Image.open(path).size[0] > 400
+
+
 # A whole evaluation on a tiny run -------------------------------------------------------------
 
 

@@ -187,6 +187,11 @@ def level_name(level, num_levels):
 
 
 def hierarchy_heatmap(shares, attributes, path, class_change_rates=None, summary=None):
+    """Writes `hierarchy_figure` as a PNG."""
+    return save_figure(hierarchy_figure(shares, attributes, class_change_rates, summary), path)
+
+
+def hierarchy_figure(shares, attributes, class_change_rates=None, summary=None):
     """The level x attribute table of `hierarchy.level_factor_shares` as a heat map.
 
     One row per level, the top level at the top; each cell shows its share (0 = redrawing the
@@ -237,4 +242,4 @@ def hierarchy_heatmap(shares, attributes, path, class_change_rates=None, summary
     if summary is not None and np.isfinite(summary):
         title += f"; hierarchy summary {summary:.2f}"
     figure.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
-    return save_figure(figure, path)
+    return figure
