@@ -55,12 +55,13 @@ def stroke_thickness(images):
     thin). The perimeter is the total variation, the sum over the image of the gradient
     magnitude |grad I| (differences over each 2 x 2 cell, the image surrounded by background).
     By the coarea formula that is the integral over thresholds t of the perimeter of {I > t},
-    just as the mass is the integral of the area of {I > t}: the measure is 2 A / P averaged over
-    all binarisations, so it needs no threshold, it does not jump when a pixel crosses one, and it
-    reads strokes of every orientation alike (within 4% for anti-aliased strokes 3 or more pixels
-    wide, 13% at 2 pixels, where counting the pixel edges of the image binarised at 0.5 errs by
-    up to 40% between orientations). Edges closer than about two pixels blur into each other, so
-    strokes under 2 pixels measure too thick. 0 for an empty image.
+    just as the mass is the integral of the area of {I > t}: the measure is 2 A / P with area and
+    perimeter each integrated over all binarisations. So it needs no threshold, it does not jump
+    when a pixel crosses one, and it reads strokes of every orientation alike: within 4% for
+    anti-aliased strokes 3 or more pixels wide, 13% at 2 pixels, where counting the pixel edges
+    of the image binarised at 0.5 errs by up to 60% (docs/hierarchy.md). Edges closer than about
+    two pixels blur into each other, so strokes under 2 pixels measure too thick. 0 for an empty
+    image.
 
     Args:
         images: [n, H, W, C] in [0, 1]; colour images are measured on the mean of the channels.
