@@ -14,6 +14,7 @@ from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import (
     DEFAULT_NUM_SAMPLES,
     EVAL_DIR,
+    HIERARCHY_FILE,
     INFO_FILE,
     METRICS_FILE,
     SAMPLES_FILE,
@@ -167,18 +168,18 @@ def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate
             for label, (run_dir, metrics, _) in zip(labels, runs)
         },
     )
-    sample_grids = []
-    for run_dir, _, info in runs:
-        sample_path = os.path.join(run_dir, EVAL_DIR, SAMPLES_FILE)
-        sample_grids.append(
-            np.asarray(Image.open(sample_path)) if os.path.isfile(sample_path) else None
-        )
+
+    def image_of(run_dir, name):
+        path = os.path.join(run_dir, EVAL_DIR, name)
+        return np.asarray(Image.open(path)) if os.path.isfile(path) else None
+
     figures.comparison(
         labels,
         [metrics for _, metrics, _ in runs],
         PANELS,
-        sample_grids,
+        [image_of(run_dir, SAMPLES_FILE) for run_dir, _, _ in runs],
         os.path.join(out_dir, FIGURE_FILE),
+        hierarchy_images=[image_of(run_dir, HIERARCHY_FILE) for run_dir, _, _ in runs],
     )
     return table, out_dir
 

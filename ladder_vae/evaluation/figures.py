@@ -140,8 +140,9 @@ def loss_curves(history, path):
     return save_figure(figure, path)
 
 
-def comparison(labels, metrics, panels, sample_images, path):
-    """Bar charts of some metrics for several runs, and each run's sample grid below.
+def comparison(labels, metrics, panels, sample_images, path, hierarchy_images=None):
+    """Bar charts of some metrics for several runs, each run's sample grid below, and below
+    that each run's heat map of what each level controls.
 
     Args:
         labels: one short name per run.
@@ -149,11 +150,27 @@ def comparison(labels, metrics, panels, sample_images, path):
         panels: (key, title, reference_key or None) per bar chart; a reference (such as the
             real-data floor) is drawn as a dotted line per run.
         sample_images: one image array [H, W, C] (a sample grid) or None per run.
+        hierarchy_images: one image array (`hierarchy.png`) or None per run, or None.
     """
     num_runs = len(labels)
     colours = [f"C{index}" for index in range(num_runs)]
-    figure = Figure(figsize=(max(3.0 * len(panels), 4.0 * num_runs), 8.5), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.5))
+    with_hierarchy = hierarchy_images is not None and any(
+        image is not None for image in hierarchy_images
+    )
+    width = max(3.0 * len(panels), (9.0 if with_hierarchy else 4.0) * num_runs)
+    if with_hierarchy:
+        figure = Figure(figsize=(width, 11.0), layout="constrained")
+        top, bottom, lowest = figure.subfigures(3, 1, height_ratios=(1.0, 1.5, 0.9))
+        for axes, label, image, colour in zip(
+            np.atleast_1d(lowest.subplots(1, num_runs)), labels, hierarchy_images, colours
+        ):
+            axes.set_axis_off()
+            axes.set_title(f"{label}: what each level controls", fontsize=10, color=colour)
+            if image is not None:
+                axes.imshow(image, interpolation="nearest")
+    else:
+        figure = Figure(figsize=(width, 8.5), layout="constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.5))
     for axes, (key, title, reference) in zip(np.atleast_1d(top.subplots(1, len(panels))), panels):
         values = [run.get(key, np.nan) for run in metrics]
         bars = axes.bar(range(num_runs), values, color=colours)
