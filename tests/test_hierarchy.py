@@ -371,3 +371,5 @@ def test_a_decoder_or_classifier_of_the_wrong_shape_is_named(prototypes):
         measure(lambda codes: decode(codes)[..., 0], None)
     with pytest.raises(ValueError, match="`classify` must return one row per input"):
         measure(decode, lambda images: np.zeros(3))
+    with pytest.raises(ValueError, match=r"`classify` must return class ids \[n\]"):
+        measure(decode, lambda images: np.zeros((len(images), 10)))

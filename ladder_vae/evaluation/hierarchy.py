@@ -295,6 +295,11 @@ def level_factor_shares(
             )
         attributes = image_attributes(images)
         classes = None if classify is None else _apply(classify, images, batch_size, "classify")
+        if classes is not None and classes.ndim != 1:
+            raise ValueError(
+                f"`classify` must return class ids [n], not scores. Received shape: "
+                f"{classes.shape}"
+            )
         return attributes, classes
 
     independent_attributes, independent_classes = measure(independent_codes)
