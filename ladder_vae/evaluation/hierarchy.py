@@ -304,8 +304,11 @@ def level_factor_shares(
 
     independent_attributes, independent_classes = measure(independent_codes)
     attribute_names = (() if classify is None else (IDENTITY,)) + ATTRIBUTES
+    # An attribute that never varies has no share; np.var of equal values can come out a
+    # rounding error above 0, hence the test on the values themselves.
     independent_variance = {
-        name: np.var(independent_attributes[name], ddof=1) for name in ATTRIBUTES
+        name: np.var(values, ddof=1) if np.ptp(values) > 0 else 0.0
+        for name, values in ((name, independent_attributes[name]) for name in ATTRIBUTES)
     }
     independent_difference = None
     if classify is not None:
