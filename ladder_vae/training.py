@@ -262,7 +262,8 @@ def train(config, verbose="auto", data=None):
     """
     config.validate()
     strategy = make_strategy(config.strategy)
-    config.run_dir = config.run_dir or default_run_dir()
+    if config.run_dir is None:
+        config.run_dir = default_run_dir()
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
