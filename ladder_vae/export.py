@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from ladder_vae.config import ConfigError
 from ladder_vae.model import LadderVAE
+from ladder_vae.resources import DiskFull, is_disk_full
 
 SAVED_MODEL_DIR = "saved_model"
 MODEL_FILE = "model.keras"
@@ -157,6 +158,10 @@ def export_model(model, path):
         if os.path.exists(path):
             os.rename(path, previous)
         os.rename(temporary, path)
+    except Exception as error:
+        if is_disk_full(error) and not isinstance(error, DiskFull):
+            raise DiskFull(path, error) from error
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_vae import data as data_lib
-from ladder_vae import preflight
+from ladder_vae import preflight, resources
 from ladder_vae.atomic import remove_stale_temporaries
 from ladder_vae.config import ConfigError, write_json
 from ladder_vae.export import export_run
@@ -259,6 +259,8 @@ def train(config, verbose="auto", data=None):
         ConfigError, DataError: bad settings or data, found before anything is written.
         NonFiniteLossError: a loss became NaN or Inf; `best.keras` and `backup/` hold the last
             good state.
+        resources.ResourceExhausted: memory or disk space ran out; the message says what to
+            change, and the same command resumes once the cause is gone.
     """
     config.validate()
     strategy = make_strategy(config.strategy)
@@ -276,7 +278,15 @@ def train(config, verbose="auto", data=None):
     with RunLock(config.run_dir):
         # What writers killed in an earlier attempt left; no live process owns it now.
         remove_stale_temporaries(config.run_dir)
-        return _train_locked(config, data, strategy, verbose)
+        try:
+            return _train_locked(config, data, strategy, verbose)
+        except Exception as error:  # MemoryError included.
+            shortage = resources.describe(
+                error, config, os.path.join(config.run_dir, BACKUP_DIR)
+            )
+            if shortage is None:
+                raise
+            raise shortage from None
 
 
 def _train_locked(config, data, strategy, verbose):
