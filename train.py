@@ -277,10 +277,14 @@ def main(argv=None):
         data = preflight.check_run(config)
         from ladder_vae.training import train
 
-        from callbacks import NonFiniteLossError  # Imports TensorFlow, as `training` did.
+        # Imports TensorFlow, as `training` did.
+        from callbacks import DamagedBackupError, NonFiniteLossError
 
         try:
             train(config, data=data)
+        except DamagedBackupError as error:
+            print(f"train.py: error: {error}", file=sys.stderr)
+            return 2
         except NonFiniteLossError as error:
             print(
                 f"\ntrain.py: error: {non_finite_message(error, config.run_dir)}", file=sys.stderr
