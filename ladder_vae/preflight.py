@@ -26,6 +26,8 @@ FINAL_MODEL_FILE = "model.keras"
 # directory without them (and without a final model) never finished an epoch.
 BACKUP_DIR = "backup"
 BACKUP_STATE_FILE = "state.json"
+# `export.SAVED_MODEL_DIR`, the SavedModel that ends a run (export imports TensorFlow).
+SAVED_MODEL_DIR = "saved_model"
 # Settings that shape the model's weights: a run can only be resumed with the same values.
 ARCHITECTURE_FIELDS = ("latent_dims", "base_filters")
 
@@ -43,7 +45,7 @@ def check_run(config):
     """
     config.validate()
     if config.run_dir:
-        check_run_dir(config.run_dir)
+        check_run_dir(config.run_dir, export=config.export)
     if config.data_dir is None:
         tfds_data_dir = config.tfds_data_dir
         if tfds_data_dir and os.path.exists(tfds_data_dir) and not os.path.isdir(tfds_data_dir):
@@ -56,11 +58,12 @@ def check_run(config):
     return data
 
 
-def check_run_dir(run_dir):
+def check_run_dir(run_dir, export=True):
     """Raises `ConfigError` unless `run_dir` is, or can be created as, a directory that this
-    process can write, that no other training holds and that holds no finished run. Writes a
-    probe file and removes it: permission bits do not tell (root passes `os.access` on a
-    read-only file system)."""
+    process can write, that no other training holds and that holds no finished run: one with a
+    final model and nothing left to finish (see `left_to_finish`; `export` says whether the run
+    asks for an export). Writes a probe file and removes it: permission bits do not tell (root
+    passes `os.access` on a read-only file system)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
     if os.path.isdir(run_dir):
@@ -68,7 +71,9 @@ def check_run_dir(run_dir):
         if problem:
             raise ConfigError(f"--run-dir {run_dir}: not writable ({problem})")
         run_lock.check_unlocked(run_dir)
-        if os.path.exists(os.path.join(run_dir, FINAL_MODEL_FILE)):
+        if os.path.exists(os.path.join(run_dir, FINAL_MODEL_FILE)) and not left_to_finish(
+            run_dir, export
+        ):
             raise ConfigError(
                 f"--run-dir {run_dir}: holds a finished run ({FINAL_MODEL_FILE}); "
                 "choose another --run-dir"
@@ -187,6 +192,18 @@ def check_resume(config, data):
                 f"{flag} {given}: the run in --run-dir {config.run_dir} was started with "
                 f"{flag} {saved} ({path}); pass the same value to resume it, or another --run-dir"
             )
+
+
+def left_to_finish(run_dir, export=True):
+    """What a run whose final model is saved still lacks, in words (a list, empty when
+    complete): the removal of its backup, and with `export` its SavedModel. A process killed
+    after saving `model.keras` leaves these; the same command then finishes them."""
+    left = []
+    if os.path.exists(os.path.join(run_dir, BACKUP_DIR)):
+        left.append(f"remove {BACKUP_DIR}/")
+    if export and not os.path.exists(os.path.join(run_dir, SAVED_MODEL_DIR, "saved_model.pb")):
+        left.append(f"export {SAVED_MODEL_DIR}/")
+    return left
 
 
 def finished_an_epoch(run_dir):

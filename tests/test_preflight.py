@@ -52,6 +52,9 @@ def test_constants_of_the_backup_match_the_callback_and_training():
 
     assert preflight.BACKUP_DIR == training.BACKUP_DIR
     assert preflight.BACKUP_STATE_FILE == atomic_backup_and_restore.STATE_FILE
+    from ladder_vae import export
+
+    assert preflight.SAVED_MODEL_DIR == export.SAVED_MODEL_DIR
 
 
 def write_record(run_dir, **config):
