@@ -262,6 +262,7 @@ def non_finite_message(error, run_dir):
 
 
 def main(argv=None):
+    global _skip_finalizers
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -291,8 +292,8 @@ def main(argv=None):
             )
             return EXIT_NON_FINITE_LOSS
     except ResourceExhausted as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        global _skip_finalizers
+        # On a line of its own: the progress bar of the interrupted epoch has none.
+        print(f"\ntrain.py: error: {error}", file=sys.stderr)
         _skip_finalizers = True
         return 2
     except (ConfigError, DataError) as error:
