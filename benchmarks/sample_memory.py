@@ -53,7 +53,7 @@ def measure(path, num):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nums", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--nums", type=int, nargs="*", default=[1000, 10000, 100000])
     parser.add_argument("--unchunked-nums", type=int, nargs="*", default=[1000, 10000])
     args = parser.parse_args(argv)
     import ladder_vae.export as export_lib
@@ -65,7 +65,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for label, size, nums in (
             (f"chunks of {chunk}", chunk, args.nums),
-            ("one call", 2**31 - 1, args.unchunked_nums),
+            ("one call", 2**30, args.unchunked_nums),
         ):
             path = os.path.join(tmp, f"saved_model_{size}")
             export(path, size)

@@ -234,8 +234,13 @@ def _file(path):
 
 
 def _finished_run(run_dir):
+    """A run with its final model and export and without its backup: nothing left to do."""
     write_run_record(run_dir)
     (run_dir / "model.keras").write_bytes(b"a trained model")
+    (run_dir / "backup" / "state.json").unlink()
+    (run_dir / "backup").rmdir()
+    (run_dir / "saved_model").mkdir()
+    (run_dir / "saved_model" / "saved_model.pb").write_bytes(b"an export")
     return run_dir
 
 

@@ -76,3 +76,19 @@ def test_a_run_that_never_finished_an_epoch_accepts_a_corrected_command(tmp_path
     (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
     with pytest.raises(ConfigError, match="was started with --base-filters 100000"):
         preflight.check_resume(corrected, image_data(8))
+
+
+def test_a_run_with_its_final_model_is_refused_only_once_nothing_is_left_to_finish(tmp_path):
+    run_dir = write_record(tmp_path / "run")
+    (run_dir / "model.keras").write_bytes(b"a model")
+    (run_dir / "backup").mkdir()
+    assert preflight.left_to_finish(str(run_dir)) == ["remove backup/", "export saved_model/"]
+    preflight.check_run_dir(str(run_dir))
+    (run_dir / "backup").rmdir()
+    assert preflight.left_to_finish(str(run_dir), export=False) == []
+    with pytest.raises(ConfigError, match="holds a finished run"):
+        preflight.check_run_dir(str(run_dir), export=False)
+    (run_dir / "saved_model").mkdir()
+    (run_dir / "saved_model" / "saved_model.pb").write_bytes(b"an export")
+    with pytest.raises(ConfigError, match="holds a finished run"):
+        preflight.check_run_dir(str(run_dir))
