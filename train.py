@@ -262,6 +262,7 @@ def non_finite_message(error, run_dir):
 
 
 def main(argv=None):
+    global _skip_finalizers
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -269,6 +270,7 @@ def main(argv=None):
     from ladder_vae import preflight
     from ladder_vae.config import ConfigError
     from ladder_vae.data import DataError
+    from ladder_vae.resources import ResourceExhausted
 
     try:
         # Settings, run directory and IDX data are checked before TensorFlow starts: bad input
@@ -276,15 +278,24 @@ def main(argv=None):
         data = preflight.check_run(config)
         from ladder_vae.training import train
 
-        from callbacks import NonFiniteLossError  # Imports TensorFlow, as `training` did.
+        # Imports TensorFlow, as `training` did.
+        from callbacks import DamagedBackupError, NonFiniteLossError
 
         try:
             train(config, data=data)
+        except DamagedBackupError as error:
+            print(f"train.py: error: {error}", file=sys.stderr)
+            return 2
         except NonFiniteLossError as error:
             print(
                 f"\ntrain.py: error: {non_finite_message(error, config.run_dir)}", file=sys.stderr
             )
             return EXIT_NON_FINITE_LOSS
+    except ResourceExhausted as error:
+        # On a line of its own: the progress bar of the interrupted epoch has none.
+        print(f"\ntrain.py: error: {error}", file=sys.stderr)
+        _skip_finalizers = True
+        return 2
     except (ConfigError, DataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
@@ -297,5 +308,16 @@ def main(argv=None):
     return 0
 
 
+# Set when memory or disk space ran out: a writer out of space may still hold an HDF5 file it
+# cannot flush, and a normal shutdown would try again, print its errors and crash in HDF5's
+# clean-up (SIGSEGV, measured). What the run keeps is renamed into place by then, and the kernel
+# drops the run lock, so the process ends without running finalizers.
+_skip_finalizers = False
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if _skip_finalizers:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

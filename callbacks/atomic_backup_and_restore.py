@@ -1,5 +1,6 @@
 """AtomicBackupAndRestore: resume an interrupted run, even one killed in the middle of a backup."""
 
+import errno
 import json
 import logging
 import os
@@ -14,9 +15,16 @@ from ladder_vae.config import write_json
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+# The state of the epoch before, kept with its files: what a damaged last backup falls back to.
+PREVIOUS_STATE_FILE = "state.previous.json"
 # The attributes in which Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau) and
 # BestModelCheckpoint carry state from one epoch to the next; on_train_begin resets them all.
 CALLBACK_STATE_ATTRIBUTES = ("best", "wait", "best_epoch", "stopped_epoch", "cooldown_counter")
+
+
+class DamagedBackupError(ValueError):
+    """No backup in the directory can be restored; the message names the file at fault and
+    says how to start the run over."""
 
 
 class AtomicBackupAndRestore(keras.callbacks.Callback):
@@ -35,7 +43,12 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
       new name and `state.json` (written to a temporary name, then renamed) is the single
       commit point: it names the files of the last finished epoch, and older files are deleted
       only after it has been replaced. A kill at any moment leaves either the previous
-      epoch's complete backup or the new one.
+      epoch's complete backup or the new one;
+    - a fallback: the backup of the epoch before stays, with its own commit point
+      (`state.previous.json`). When the last backup cannot be restored (a truncated
+      `state.json`, a missing or damaged weights file) a warning names the file and training
+      resumes from the one before; when neither can, `DamagedBackupError` names the file and
+      says how to start over.
 
     Put it last in the callback list: its `on_epoch_end` must see the other callbacks' state
     after their own `on_epoch_end`, and its `on_train_begin` must restore that state after
@@ -69,27 +82,65 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     def state_path(self):
         return os.path.join(self.backup_dir, STATE_FILE)
 
-    def read_state(self):
-        """The last committed state (a dict), or None when there is no backup."""
-        if not os.path.exists(self.state_path):
+    @property
+    def previous_state_path(self):
+        return os.path.join(self.backup_dir, PREVIOUS_STATE_FILE)
+
+    def read_state(self, path=None):
+        """The committed state at `path` (default: the last one) as a dict, or None when there
+        is none. Raises `DamagedBackupError` for a file that is not a backup state."""
+        path = path or self.state_path
+        if not os.path.exists(path):
             return None
         try:
-            with open(self.state_path) as file:
-                return json.load(file)
+            with open(path) as file:
+                state = json.load(file)
+            if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+                raise ValueError("not a backup state")
+            if not isinstance(state.get("weights"), str) or not isinstance(
+                state.get("callbacks"), dict
+            ):
+                raise ValueError("not a backup state")
         except (OSError, ValueError) as error:
-            raise ValueError(
-                f"{self.state_path}: unreadable backup ({error}); delete {self.backup_dir} to "
-                "start the run over"
-            ) from None
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise DamagedBackupError(f"{path}: damaged ({reason})") from None
+        return state
 
     def on_train_begin(self, logs=None):
         # Files written since the last commit (a temporary or a newer epoch) mean nothing yet.
         self.saved_best_weights = {}
         self.restored_epoch = 0
-        state = self.read_state()
-        self._remove_unreferenced(state)
-        if state is None:
+        self.committed_state = None
+        problems = []
+        for path in (self.state_path, self.previous_state_path):
+            try:
+                state = self.read_state(path)
+                if state is not None:
+                    self._restore(state)
+            except DamagedBackupError as error:
+                problems.append(str(error))
+                continue
+            if state is None:
+                continue
+            if problems:
+                logger.warning(
+                    "%s; resuming from the backup of the epoch before, %s",
+                    problems[0],
+                    os.path.basename(path),
+                )
+            self.committed_state = state
+            self._remove_unreferenced(state)
             return
+        if problems:
+            raise DamagedBackupError(
+                f"{problems[0]}; no earlier complete backup to fall back to. Delete "
+                f"{self.backup_dir} to start the run over, or pass another --run-dir"
+            )
+        self._remove_unreferenced(None)
+
+    def _restore(self, state):
+        """Loads `state` into the model and the stateful callbacks, or raises
+        `DamagedBackupError` naming the file that cannot be read."""
         if not self.model.built:
             raise ValueError(
                 "AtomicBackupAndRestore needs a built model to restore into. "
@@ -97,18 +148,34 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             )
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        path = os.path.join(self.backup_dir, state["weights"])
+        best_weights = {}
+        try:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(errno.ENOENT, "missing")
+            self.model.load_weights(path)
+            for callback in self.stateful_callbacks:
+                saved = state["callbacks"].get(type(callback).__name__, {})
+                if saved.get("best_weights"):
+                    path = os.path.join(self.backup_dir, saved["best_weights"])
+                    with np.load(path) as arrays:
+                        best_weights[type(callback).__name__] = (
+                            [arrays[f"arr_{i}"] for i in range(len(arrays))],
+                            saved["best_weights"],
+                        )
+        except Exception as error:  # h5py, Keras and NumPy raise many types for a bad file.
+            reason = getattr(error, "strerror", None) or (
+                str(error).strip().splitlines() or [type(error).__name__]
+            )[0][:200]
+            raise DamagedBackupError(f"{path}: damaged ({reason})") from None
         for callback in self.stateful_callbacks:
-            saved = state["callbacks"].get(type(callback).__name__, {})
-            for name, value in saved.get("attributes", {}).items():
-                setattr(callback, name, value)
-            if saved.get("best_weights"):
-                with np.load(os.path.join(self.backup_dir, saved["best_weights"])) as arrays:
-                    callback.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays))]
-                self.saved_best_weights[type(callback).__name__] = (
-                    callback.best_weights,
-                    saved["best_weights"],
-                )
+            name = type(callback).__name__
+            saved = state["callbacks"].get(name, {})
+            for attribute, value in saved.get("attributes", {}).items():
+                setattr(callback, attribute, value)
+            if name in best_weights:
+                callback.best_weights = best_weights[name][0]
+                self.saved_best_weights[name] = best_weights[name]
         self.restored_epoch = state["epoch"]
         # The handshake of Keras's own BackupAndRestore: `fit` starts from `_initial_epoch`.
         self.model._initial_epoch = state["epoch"]
@@ -143,7 +210,12 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             callbacks[name] = saved
 
         state = {"epoch": epoch + 1, "weights": weights, "callbacks": callbacks}
+        # The last state becomes the fallback before the new one replaces it; a kill between
+        # the two leaves both naming the same, complete epoch.
+        if self.committed_state is not None:
+            write_json(self.previous_state_path, self.committed_state)
         write_json(self.state_path, state)
+        self.committed_state = state
         self._remove_unreferenced(state)
 
     def on_train_end(self, logs=None):
@@ -151,16 +223,23 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             shutil.rmtree(self.backup_dir)
 
     def _remove_unreferenced(self, state):
-        """Deletes the files of `backup_dir` that `state` does not name."""
+        """Deletes the files of `backup_dir` that neither `state` nor the fallback state names.
+        """
         if not os.path.isdir(self.backup_dir):
             return
-        keep = {STATE_FILE}
-        if state is not None:
-            keep.add(state["weights"])
+        keep = {STATE_FILE, PREVIOUS_STATE_FILE}
+        try:
+            previous = self.read_state(self.previous_state_path)
+        except DamagedBackupError:
+            previous = None
+        for kept in (state, previous):
+            if kept is None:
+                continue
+            keep.add(kept["weights"])
             keep.update(
                 saved["best_weights"]
-                for saved in state["callbacks"].values()
-                if saved.get("best_weights")
+                for saved in kept["callbacks"].values()
+                if isinstance(saved, dict) and saved.get("best_weights")
             )
         for file in os.listdir(self.backup_dir):
             path = os.path.join(self.backup_dir, file)

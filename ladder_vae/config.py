@@ -7,6 +7,16 @@ import math
 from ladder_vae.atomic import atomic_path
 
 
+# The smallest batch the MMD term can be estimated on (see `losses.mmd`).
+MIN_BATCH_SIZE = 2
+# Path flags, and what leaving each out gives.
+EMPTY_PATH_ADVICE = {
+    "run_dir": "runs/<timestamp>",
+    "data_dir": "TFDS",
+    "tfds_data_dir": "$TFDS_DATA_DIR or ~/tensorflow_datasets",
+}
+
+
 class ConfigError(ValueError):
     """An invalid setting; its message names the command-line flag at fault."""
 
@@ -49,11 +59,25 @@ class TrainConfig:
 
     def validate(self):
         """Raises ConfigError, naming the flag, for values no run can use."""
+        # An empty path is a mistake (an unset variable in a script), not a request for the
+        # default that leaving the flag out gives.
+        for name, default in EMPTY_PATH_ADVICE.items():
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise ConfigError(
+                    f"{_flag(name)} {getattr(self, name)!r}: empty path; name a directory, or "
+                    f"leave the flag out for {default}"
+                )
         positive_ints = ("epochs", "batch_size", "base_filters", "sample_every")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{_flag(name)} must be a positive integer. Received: {value!r}")
+        if self.batch_size < MIN_BATCH_SIZE:
+            raise ConfigError(
+                f"--batch-size must be at least {MIN_BATCH_SIZE}: the unbiased MMD compares "
+                "the codes of a batch in pairs, and with one code it is -2k(z, prior draw), "
+                f"always negative. Received: {self.batch_size}"
+            )
         for name in ("early_stopping_patience", "lr_patience", "warmup_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

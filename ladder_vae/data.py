@@ -17,10 +17,12 @@ out the last `VALIDATION_FRACTION` of its training images instead.
 """
 
 import dataclasses
+import errno
 import gzip
 import logging
 import os
 import socket
+import stat
 import struct
 import threading
 import zlib
@@ -82,8 +84,9 @@ def read_idx(path, expected_magic=None):
     Raises:
         DataError: missing, empty, corrupt, truncated or unexpected files.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
+    problem = _path_problem(path, "file")
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
         with open(path, "rb") as file:
             raw = file.read()
@@ -99,6 +102,11 @@ def read_idx(path, expected_magic=None):
     data_type, ndim = (magic >> 8) & 0xFF, magic & 0xFF
     if magic >> 16 != 0 or data_type != IDX_UBYTE or ndim == 0:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (magic number 0x{magic:08x})")
+    if expected_magic == IDX_IMAGES_MAGIC and ndim == 4:
+        raise DataError(
+            f"{path}: colour/4-D IDX images (magic number 0x{magic:08x}, n x H x W x C) are not "
+            f"supported (yet); expected greyscale n x H x W images (0x{IDX_IMAGES_MAGIC:08x})"
+        )
     if expected_magic is not None and magic != expected_magic:
         raise DataError(
             f"{path}: wrong magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
@@ -120,11 +128,32 @@ def read_idx(path, expected_magic=None):
 
 
 def _find_idx(data_dir, stem):
-    """The path of `stem` or `stem.gz` in `data_dir`, or None."""
+    """The path of `stem` or `stem.gz` in `data_dir`, or None. A name that is there but
+    unusable (a broken symbolic link, a directory) counts as found, for `read_idx` to report."""
     for name in (stem, stem + ".gz"):
         path = os.path.join(data_dir, name)
-        if os.path.isfile(path):
+        if os.path.lexists(path):
             return path
+    return None
+
+
+def _path_problem(path, kind):
+    """None if `path` is an existing `kind` ("file" or "directory", links followed), else why
+    not, in words: missing, a broken symbolic link, a symbolic link loop, the other kind."""
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if error.errno == errno.ENOENT and os.path.islink(path):
+            return f"broken symbolic link to {os.readlink(path)}"
+        if error.errno == errno.ENOENT:
+            return f"no such {kind}"
+        return f"cannot read it ({error.strerror})"
+    if kind == "file" and is_dir:
+        return "is a directory, not a file"
+    if kind == "directory" and not is_dir:
+        return "is not a directory"
     return None
 
 
@@ -161,9 +190,9 @@ def read_idx_split(data_dir, prefix):
 
 def load_idx_dir(data_dir):
     """An `ImageData` from a directory of IDX files (see the module docstring)."""
-    if not os.path.isdir(data_dir):
-        what = "is not a directory" if os.path.exists(data_dir) else "no such directory"
-        raise DataError(f"--data-dir {data_dir}: {what}")
+    problem = _path_problem(data_dir, "directory")
+    if problem:
+        raise DataError(f"--data-dir {data_dir}: {problem}")
     train = read_idx_split(data_dir, "train")
     if train is None:
         raise DataError(
@@ -339,10 +368,14 @@ def make_dataset(images, batch_size, shuffle=False, seed=None, drop_remainder=Fa
         shuffle: reshuffle every epoch (training) or keep the order (evaluation).
         seed: shuffle seed, for reproducible runs.
         drop_remainder: drop a last, smaller batch (training: every step sees a full batch, so
-            the MMD estimate has the same variance at every step).
+            the MMD estimate has the same variance at every step). Without it, a last batch of
+            one image is dropped all the same: the unbiased MMD of one code is -2k(z, y),
+            always negative, and would bias the epoch's mean.
     """
     import tensorflow as tf
 
+    if not drop_remainder and len(images) > 1 and len(images) % batch_size == 1:
+        images = images[:-1]
     dataset = tf.data.Dataset.from_tensor_slices(images)
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:

@@ -8,9 +8,9 @@ The SavedModel needs only TensorFlow, not this project: `tf.saved_model.load(pat
 | endpoint      | input                                     | output                               |
 |---------------|-------------------------------------------|--------------------------------------|
 | `encode`      | `x` float32 [batch, H, W, C] in [0, 1]    | posterior means, float32 [batch, D]  |
-| `decode`      | `z` float32 [batch, D]                    | images, float32 [batch, H, W, C]     |
+| `decode`      | `z` float32 [batch, D], finite            | images, float32 [batch, H, W, C]     |
 | `reconstruct` | `x` as for `encode`                       | `decode(encode(x))`                  |
-| `sample`      | `num` int32 scalar, `seed` int32 scalar   | `num` images from the prior          |
+| `sample`      | `num` int64 scalar, `seed` int64 scalar   | `num` images from the prior          |
 | `latent_dims` | nothing                                   | int32 [L], the size of each level    |
 
 D = sum(latent_dims); a code is the levels' codes concatenated, lowest level first, so level i
@@ -28,12 +28,18 @@ import sys
 import zipfile
 
 from ladder_vae.config import ConfigError
+from ladder_vae.resources import DiskFull, is_disk_full
 
 # Keras and TensorFlow are imported in the functions that use them: the command line checks its
 # arguments, paths and model file before TensorFlow starts, and reports bad input in one line.
 
 SAVED_MODEL_DIR = "saved_model"
 MODEL_FILE = "model.keras"
+# `sample` decodes this many codes at a time, so that its memory beyond the images it returns
+# does not grow with `num`.
+SAMPLE_CHUNK = 512
+# The most bytes of images one `sample` call returns; `num` is limited to what fits.
+SAMPLE_OUTPUT_LIMIT_BYTES = 2**32
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +56,15 @@ def prior_codes(num, seed, latent_dims):
     A function of (num, seed) alone, through `tf.random.stateless_normal`: the exported `sample`
     takes the seed as an input, so one seed gives the same images in every process and on every
     call. (A Python-int seed or a saved `SeedGenerator` would be frozen into the SavedModel.)
+    Every int64 seed is its own: the seed is the first of the two int64 words of the
+    stateless seed, so 2**32 and 2**40 give other codes than 0.
     """
     import tensorflow as tf
 
     shape = tf.stack([tf.cast(num, tf.int32), sum(latent_dims)])
-    return tf.random.stateless_normal(shape, seed=tf.stack([tf.cast(seed, tf.int32), 0]))
+    return tf.random.stateless_normal(
+        shape, seed=tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    )
 
 
 def build_export_archive(model):
@@ -64,7 +74,9 @@ def build_export_archive(model):
     and returns float32, also for a mixed-precision model. The input signatures fix H, W, C and
     D and leave the batch size free, so TensorFlow rejects input of another rank or size, or a
     tensor of another dtype, before the model runs. Image input outside [0, 1] (uint8 pixels
-    not divided by 255, NaN) fails an assertion that says so.
+    not divided by 255, NaN) fails an assertion that says so, as do codes that are not finite
+    and a `num` outside [0, max_samples(image_shape)]. `sample` decodes `SAMPLE_CHUNK` codes
+    at a time: beyond the images it returns, its memory does not grow with `num`.
     """
     import keras
     import tensorflow as tf
@@ -72,6 +84,7 @@ def build_export_archive(model):
     if not model.built:
         raise ValueError("The model must be built before export; call `model.build()` first.")
     latent_dims = [int(dim) for dim in model.latent_dims]
+    image_shape = list(model.image_shape)
     image_spec = tf.TensorSpec((None, *model.image_shape), tf.float32, name="x")
     code_spec = tf.TensorSpec((None, sum(latent_dims)), tf.float32, name="z")
 
@@ -108,19 +121,54 @@ def build_export_archive(model):
 
         return unless_empty(tf.shape(z)[0], compute, model.image_shape)
 
+    def checked_codes(z):
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(z)),
+            ["decode: z must be finite (no NaN or Inf); it holds", tf.size(z), "values, of which",
+             tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(z)), tf.int32)), "are not"],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(z)
+
+    def decode_in_chunks(z):
+        num = tf.shape(z)[0]
+        num_chunks = (num + SAMPLE_CHUNK - 1) // SAMPLE_CHUNK
+        chunks = tf.TensorArray(
+            tf.float32, size=num_chunks, infer_shape=False, element_shape=[None, *image_shape]
+        )
+
+        def decode_chunk(index, chunks):
+            start = index * SAMPLE_CHUNK
+            return index + 1, chunks.write(index, decode_codes(z[start : start + SAMPLE_CHUNK]))
+
+        _, chunks = tf.while_loop(
+            lambda index, _: index < num_chunks, decode_chunk, [tf.constant(0), chunks]
+        )
+        return tf.cond(
+            num > 0,
+            lambda: tf.ensure_shape(chunks.concat(), [None, *image_shape]),
+            lambda: tf.zeros((0, *image_shape), tf.float32),
+        )
+
     def encode(x):
         return encode_means(checked_images(x, "encode"))
 
     def decode(z):
-        return decode_codes(z)
+        return decode_codes(checked_codes(z))
 
     def reconstruct(x):
         return decode_codes(encode_means(checked_images(x, "reconstruct")))
 
+    most = max_samples(model.image_shape)
+
     def sample(num, seed):
-        check = tf.debugging.Assert(num >= 0, ["sample: num must be >= 0; got", num])
+        check = tf.debugging.Assert(
+            tf.logical_and(num >= 0, num <= most),
+            [f"sample: num must be in [0, {most}] (at most {SAMPLE_OUTPUT_LIMIT_BYTES // 2**30} "
+             "GiB of images per call); got", num],
+        )
         with tf.control_dependencies([check]):
-            return decode_codes(prior_codes(num, seed, latent_dims))
+            return decode_in_chunks(prior_codes(num, seed, latent_dims))
 
     def latent_dims_endpoint():
         return tf.constant(latent_dims, tf.int32)
@@ -134,10 +182,19 @@ def build_export_archive(model):
     archive.add_endpoint(
         "sample",
         sample,
-        [tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int32, name="seed")],
+        # int64: an int32 input would wrap 2**31 to a negative `num` and 2**32 to seed 0
+        # before the endpoint could check it.
+        [tf.TensorSpec([], tf.int64, name="num"), tf.TensorSpec([], tf.int64, name="seed")],
     )
     archive.add_endpoint("latent_dims", latent_dims_endpoint, [])
     return archive
+
+
+def max_samples(image_shape):
+    """The largest `num` that the exported `sample` takes for images of `image_shape`: as many
+    float32 images as fit in `SAMPLE_OUTPUT_LIMIT_BYTES`."""
+    height, width, channels = image_shape
+    return SAMPLE_OUTPUT_LIMIT_BYTES // (4 * height * width * channels)
 
 
 def export_model(model, path):
@@ -162,6 +219,10 @@ def export_model(model, path):
         if os.path.exists(path):
             os.rename(path, previous)
         os.rename(temporary, path)
+    except Exception as error:
+        if is_disk_full(error) and not isinstance(error, DiskFull):
+            raise DiskFull(path, error) from error
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)

@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_vae import data as data_lib
-from ladder_vae import preflight
+from ladder_vae import preflight, resources
 from ladder_vae.atomic import remove_stale_temporaries
 from ladder_vae.config import ConfigError, write_json
-from ladder_vae.export import export_run
+from ladder_vae.export import SAVED_MODEL_DIR, export_model, export_run, load_keras_model
 from ladder_vae.model import LadderVAE
 from ladder_vae.run_lock import RunLock
 
@@ -243,8 +243,9 @@ def train(config, verbose="auto", data=None):
     versions), `logs/` for TensorBoard, `samples/`, `best.keras` (lowest validation loss),
     `model.keras` (the final model: the best epoch's weights, which early stopping restores),
     `history.csv`, and `backup/` while a run is unfinished. Calling `train` again with the same
-    run directory resumes an unfinished run from its last finished epoch; a finished run (one
-    with `model.keras`) is refused.
+    run directory resumes an unfinished run from its last finished epoch; one stopped after
+    saving `model.keras` is finished (backup removed, missing export written) without training;
+    a finished run is refused.
     `run.lock` is locked while a process trains there: a second training on the same directory
     fails at once with `RunDirLocked` (a `ConfigError`) instead of corrupting the run.
 
@@ -255,29 +256,60 @@ def train(config, verbose="auto", data=None):
             IDX data there, before TensorFlow starts); None loads the data that `config` names.
 
     Returns:
-        (model, history): the trained model and Keras's `History`.
+        (model, history): the trained model and Keras's `History` (None when the run only
+        needed finishing).
 
     Raises:
         ConfigError, DataError: bad settings or data, found before anything is written.
         NonFiniteLossError: a loss became NaN or Inf; `best.keras` and `backup/` hold the last
             good state.
+        resources.ResourceExhausted: memory or disk space ran out; the message says what to
+            change, and the same command resumes once the cause is gone.
     """
     config.validate()
     strategy = make_strategy(config.strategy)
-    config.run_dir = config.run_dir or default_run_dir()
+    if config.run_dir is None:
+        config.run_dir = default_run_dir()
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
     # All checks pass before the run directory is touched, so bad input leaves nothing behind.
     preflight.check_data(config, data)
-    preflight.check_run_dir(config.run_dir)
+    preflight.check_run_dir(config.run_dir, export=config.export)
     preflight.check_resume(config, data)
     prepare_run_dir(config.run_dir)
     # Held through training, saving and export; the kernel drops it if the process dies.
     with RunLock(config.run_dir):
         # What writers killed in an earlier attempt left; no live process owns it now.
         remove_stale_temporaries(config.run_dir)
-        return _train_locked(config, data, strategy, verbose)
+        try:
+            if os.path.exists(os.path.join(config.run_dir, FINAL_MODEL_FILE)):
+                return _finish_locked(config)
+            return _train_locked(config, data, strategy, verbose)
+        except Exception as error:  # MemoryError included.
+            shortage = resources.describe(
+                error, config, os.path.join(config.run_dir, BACKUP_DIR)
+            )
+            if shortage is None:
+                raise
+            raise shortage from None
+
+
+def _finish_locked(config):
+    """Finishes a run that was stopped after saving `model.keras`: removes its backup and
+    writes its missing export. Returns (the final model, None): no epoch is trained."""
+    left = preflight.left_to_finish(config.run_dir, export=config.export)
+    logger.info(
+        "The run in %s had finished training (%s); finishing it: %s",
+        config.run_dir,
+        FINAL_MODEL_FILE,
+        ", ".join(left),
+    )
+    shutil.rmtree(os.path.join(config.run_dir, BACKUP_DIR), ignore_errors=True)
+    model = load_keras_model(os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    if config.export:
+        export_model(model, os.path.join(config.run_dir, SAVED_MODEL_DIR))
+    return model, None
 
 
 def _train_locked(config, data, strategy, verbose):

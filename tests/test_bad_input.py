@@ -30,11 +30,15 @@ def write_digits(directory, count=64, side=28, labels=True, test_side=None):
 
 
 def write_run_record(run_dir, image_shape=(28, 28, 1), **config):
-    """The config.json of an earlier run, as `training.train` writes it."""
+    """The config.json of an earlier run that finished an epoch, as `training.train` writes it,
+    and the commit point of that epoch's backup."""
     run_dir.mkdir(parents=True)
     record = {"config": {"latent_dims": [2, 2, 2], "base_filters": 32, **config}}
     record["image_shape"] = list(image_shape)
     (run_dir / "config.json").write_text(json.dumps(record))
+    (run_dir / "backup").mkdir()
+    state = {"epoch": 1, "weights": "epoch_0001.weights.h5", "callbacks": {}}
+    (run_dir / "backup" / "state.json").write_text(json.dumps(state))
     return run_dir
 
 
@@ -54,6 +58,11 @@ CASES = {
     "batch size zero": (lambda tmp: ["--batch-size", "0"], ["--batch-size", "'0'"]),
     "batch size negative": (lambda tmp: ["--batch-size", "-32"], ["--batch-size", "'-32'"]),
     "batch size not a number": (lambda tmp: ["--batch-size", "big"], ["--batch-size", "'big'"]),
+    # The unbiased MMD of one code against one prior draw is -2k(x, y): always negative.
+    "batch size one": (
+        lambda tmp: ["--batch-size", "1"],
+        ["--batch-size must be at least 2", "MMD", "Received: 1"],
+    ),
     "latent size zero": (lambda tmp: ["--latent-dims", "2,0,2"], ["--latent-dims", "'0'"]),
     "latent size negative": (lambda tmp: ["--latent-dims", "2,-1"], ["--latent-dims", "'-1'"]),
     "latent size not a number": (lambda tmp: ["--latent-dims", "2,x"], ["--latent-dims", "'x'"]),
@@ -82,6 +91,15 @@ CASES = {
     "seed too large": (lambda tmp: ["--seed", str(2**32)], ["--seed", str(2**32)]),
     "unknown dataset": (lambda tmp: ["--dataset", "cifar"], ["--dataset", "'cifar'", "mnist"]),
     "unknown flag": (lambda tmp: ["--epocs", "3"], ["unrecognized arguments: --epocs 3"]),
+    # Model size: what no image size or machine can hold is refused with the estimate.
+    "more levels than the images can halve": (
+        lambda tmp: ["--latent-dims", "1,1,1,1,1,1,1,1,1,1"],
+        ["--latent-dims", "10 levels", "28x28", "at most 5"],
+    ),
+    "model far beyond the memory": (
+        lambda tmp: ["--base-filters", "100000"],
+        ["--base-filters 100000", "estimated", "parameters", "GiB", "available"],
+    ),
     # Data.
     "data dir missing": (
         lambda tmp: ["--data-dir", str(tmp / "nowhere")],
@@ -90,6 +108,10 @@ CASES = {
     "data dir is a file": (
         lambda tmp: ["--data-dir", str(write_digits(tmp / "d") / "train-images-idx3-ubyte")],
         ["--data-dir {tmp}/d/train-images-idx3-ubyte: is not a directory"],
+    ),
+    "data dir a symlink loop": (
+        lambda tmp: ["--data-dir", str(_symlink_loop(tmp / "loop"))],
+        ["--data-dir {tmp}/loop: symbolic link loop"],
     ),
     "data dir empty": (
         lambda tmp: ["--data-dir", str(tmp)],
@@ -110,6 +132,14 @@ CASES = {
     "images file corrupt gzip": (
         lambda tmp: _damage(tmp, lambda path: path.write_bytes(b"\x1f\x8b\x08\x00garbage")),
         ["{tmp}/digits/train-images-idx3-ubyte: cannot read"],
+    ),
+    "images file 4-D (colour)": (
+        lambda tmp: _damage(tmp, lambda path: write_idx(path, np.zeros((4, 28, 28, 3)))),
+        ["{tmp}/digits/train-images-idx3-ubyte: colour/4-D IDX images", "not supported (yet)"],
+    ),
+    "images file a broken symlink": (
+        lambda tmp: _damage(tmp, lambda path: _relink(path, tmp / "gone")),
+        ["{tmp}/digits/train-images-idx3-ubyte: broken symbolic link to {tmp}/gone"],
     ),
     "labels missing": (
         lambda tmp: ["--data-dir", str(write_digits(tmp / "d", labels=False))],
@@ -132,6 +162,10 @@ CASES = {
         ["--tfds-data-dir {tmp}/tfds: exists and is not a directory"],
     ),
     # Run directory.
+    "run dir empty": (
+        lambda tmp: ["--run-dir", ""],
+        ["--run-dir '': empty path"],
+    ),
     "run dir is a file": (
         lambda tmp: ["--run-dir", str(_file(tmp / "run"))],
         ["--run-dir {tmp}/run: exists and is not a directory"],
@@ -193,14 +227,29 @@ def _damage(tmp, how):
     return ["--data-dir", str(directory)]
 
 
+def _symlink_loop(path):
+    os.symlink(path.name, path)
+    return path
+
+
+def _relink(path, target):
+    path.unlink()
+    os.symlink(target, path)
+
+
 def _file(path):
     path.write_text("not a directory")
     return path
 
 
 def _finished_run(run_dir):
+    """A run with its final model and export and without its backup: nothing left to do."""
     write_run_record(run_dir)
     (run_dir / "model.keras").write_bytes(b"a trained model")
+    (run_dir / "backup" / "state.json").unlink()
+    (run_dir / "backup").rmdir()
+    (run_dir / "saved_model").mkdir()
+    (run_dir / "saved_model" / "saved_model.pb").write_bytes(b"an export")
     return run_dir
 
 
@@ -213,9 +262,9 @@ def _corrupt_record(run_dir):
 def _tree(path):
     """Every path below `path` (inclusive) with its size, to tell that nothing was written."""
     if not os.path.isdir(path):
-        return {str(path): os.path.getsize(path)} if os.path.exists(path) else {}
+        return {str(path): os.lstat(path).st_size} if os.path.lexists(path) else {}
     return {
-        os.path.join(root, name): os.path.getsize(os.path.join(root, name))
+        os.path.join(root, name): os.lstat(os.path.join(root, name)).st_size
         for root, dirs, files in os.walk(path)
         for name in dirs + files
     }

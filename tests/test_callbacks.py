@@ -7,7 +7,9 @@ of tracing); resume and NaN need their own.
 import csv
 import io
 import json
+import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -433,9 +435,17 @@ def test_backup_holds_the_last_epoch_and_the_callback_state(run):
         assert_same_weights(
             [arrays[f"arr_{i}"] for i in range(len(arrays))], run.snapshots[best_epoch(run)]
         )
-    # Only the files that the state names: older epochs are gone.
+    # The epoch before stays as the fallback, with its own commit point; older epochs are gone.
+    previous = json.loads((backup / "state.previous.json").read_text())
+    assert previous["epoch"] == 1 and previous["weights"] == "epoch_0001.weights.h5"
+    named = {
+        saved["best_weights"]
+        for kept in (state, previous)
+        for saved in kept["callbacks"].values()
+        if saved.get("best_weights")
+    }
     assert sorted(os.listdir(backup)) == sorted(
-        ["state.json", state["weights"], saved["best_weights"]]
+        {"state.json", "state.previous.json", state["weights"], previous["weights"], *named}
     )
 
 
@@ -676,3 +686,94 @@ def test_killed_between_the_last_backup_and_the_final_save_reruns_to_the_end(
     assert not (run_dir / training.BACKUP_DIR).exists()
     with Image.open(run_dir / "samples" / "samples.gif") as gif:
         assert gif.n_frames == 2
+
+
+# Damaged backups ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory, bundled_digits):
+    """The command-line arguments of a 2-epoch run whose backups of epochs 1 and 2 are
+    committed and whose final model was never saved, and its run directory."""
+    from tests.idx_files import small_idx_dir
+
+    tmp = tmp_path_factory.mktemp("damaged")
+    args = ["--data-dir", str(small_idx_dir(tmp / "digits", bundled_digits, NUM_TRAIN, 32))]
+    args += ["--epochs", "2", "--batch-size", str(BATCH_SIZE), "--latent-dims", "2"]
+    args += ["--base-filters", "4", "--sample-every", "100", "--no-export"]
+    run_dir = tmp / "run"
+
+    def killed(model, filepath):
+        raise Interrupt
+
+    import train as train_cli
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lvae_callbacks, "save_model_atomically", killed)
+        with pytest.raises(Interrupt):
+            train_cli.main(args + ["--run-dir", str(run_dir)])
+    return args, run_dir
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda backup: (backup / "state.json").write_text('{"epoch": 2, "wei'), "state.json"),
+        (lambda backup: (backup / "epoch_0002.weights.h5").unlink(), "epoch_0002.weights.h5"),
+        (
+            lambda backup: (backup / "epoch_0002.weights.h5").write_bytes(b"\x89HDF\r\n"),
+            "epoch_0002.weights.h5",
+        ),
+    ],
+    ids=["truncated state.json", "missing weights", "truncated weights"],
+)
+def test_a_damaged_backup_falls_back_to_the_epoch_before(
+    interrupted_run, tmp_path, damage, named, caplog, capsys
+):
+    import train as train_cli
+
+    args, original = interrupted_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(original, run_dir)
+    backup = run_dir / training.BACKUP_DIR
+    assert json.loads((backup / "state.previous.json").read_text())["epoch"] == 1
+    damage(backup)
+
+    with caplog.at_level(logging.INFO):
+        assert train_cli.main(args + ["--run-dir", str(run_dir)]) == 0
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        message.startswith(f"{backup / named}: damaged (")
+        and message.endswith("resuming from the backup of the epoch before, state.previous.json")
+        for message in warnings
+    ), warnings
+    assert "Resuming from the backup of epoch 1 in" in caplog.text
+    assert [int(row["epoch"]) for row in read_csv(run_dir / training.HISTORY_FILE)] == [0, 1]
+    assert (run_dir / "model.keras").exists() and not backup.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_damaged_backup_without_one_before_is_one_line_that_says_how_to_start_over(
+    interrupted_run, tmp_path, capsys
+):
+    import train as train_cli
+
+    args, original = interrupted_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(original, run_dir)
+    backup = run_dir / training.BACKUP_DIR
+    (backup / "state.previous.json").unlink()
+    (backup / "state.json").write_text('{"epoch": 2, "wei')
+
+    assert train_cli.main(args + ["--run-dir", str(run_dir)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"train.py: error: {backup / 'state.json'}: damaged (Unterminated string starting at: "
+        f"line 1 column 14 (char 13)); no earlier complete backup to fall back to. Delete "
+        f"{backup} to start the run over, or pass another --run-dir"
+    ]
+    # As the message says: without the backup, the same command starts over and finishes.
+    shutil.rmtree(backup)
+    assert train_cli.main(args + ["--run-dir", str(run_dir)]) == 0
+    assert (run_dir / "model.keras").exists()

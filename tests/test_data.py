@@ -138,3 +138,17 @@ def test_pipeline_gives_float_batches_in_unit_range(bundled_digits):
     assert float(max(b.numpy().max() for b in batches)) == 1.0
     again = list(data_lib.make_dataset(images, 32, shuffle=True, seed=0, drop_remainder=True))
     np.testing.assert_array_equal(batches[0].numpy(), again[0].numpy())
+
+
+@pytest.mark.parametrize("drop_remainder", [True, False])
+def test_no_batch_of_one_image_reaches_the_mmd(drop_remainder):
+    # 64k + 1 images: the last batch would hold one image, whose unbiased MMD is -2k(z, y).
+    images = np.zeros((64 * 3 + 1, 7, 7, 1), np.uint8)
+    dataset = data_lib.make_dataset(
+        images, 64, shuffle=True, seed=0, drop_remainder=drop_remainder
+    )
+    assert [int(batch.shape[0]) for batch in dataset] == [64, 64, 64]
+    assert int(dataset.cardinality()) == 3
+    # A last batch of two or more is kept when the remainder is not dropped.
+    sizes = [int(b.shape[0]) for b in data_lib.make_dataset(images[:-2], 64)]
+    assert sizes == [64, 64, 63]

@@ -49,6 +49,10 @@ out["sample_37_seed_11"] = model.sample(num=37, seed=11).numpy()
 out["sample_37_seed_11_again"] = model.sample(37, 11).numpy()
 out["sample_37_seed_12"] = model.sample(37, 12).numpy()
 out["sample_0"] = model.sample(0, 11).numpy()
+# More codes than one chunk of the decoder, and seeds past the int32 range.
+out["sample_chunks"] = model.sample(num=int(inputs["chunked"]), seed=5).numpy()
+for seed in (0, 2**32, 2**40, -1):
+    out[f"sample_seed_{seed}"] = model.sample(num=2, seed=seed).numpy()
 out["encode_0"] = model.encode(np.zeros((0, 28, 28, 1), np.float32)).numpy()
 out["reconstruct_0"] = model.reconstruct(np.zeros((0, 28, 28, 1), np.float32)).numpy()
 
@@ -60,6 +64,8 @@ bad_calls = {
     "wrong_code_size": lambda: model.decode(np.zeros((2, 7), np.float32)),
     "uint8_pixels": lambda: model.encode((x * 255).astype(np.uint8)),
     "negative_num": lambda: model.sample(-1, 0),
+    "num_2**31": lambda: model.sample(num=2**31, seed=0),
+    "nan_code": lambda: model.decode(np.full((1, 6), np.nan, np.float32)),
 }
 errors = {}
 for name, call in bad_calls.items():
@@ -120,7 +126,8 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
         # Codes of other images than x, so that decode is not only checked on encode's output.
         inputs[f"z{size}"] = np.random.default_rng(size).normal(size=(size, sum(dims)))
         inputs[f"z{size}"] = inputs[f"z{size}"].astype(np.float32)
-    np.savez(tmp_path / "inputs.npz", **inputs)
+    chunked = 2 * export.SAMPLE_CHUNK + 3
+    np.savez(tmp_path / "inputs.npz", chunked=chunked, **inputs)
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
@@ -154,6 +161,16 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     codes = tf.random.stateless_normal([37, sum(dims)], seed=[11, 0])
     expected = model.decode(tf.split(codes, dims, axis=-1), training=False)
     np.testing.assert_allclose(out["sample_37_seed_11"], expected, atol=ATOL)
+    # Decoded in chunks inside the endpoint, the same images as one batch through Keras.
+    codes = export.prior_codes(chunked, 5, dims)
+    expected = model.decode(tf.split(codes, dims, axis=-1), training=False)
+    assert out["sample_chunks"].shape == (chunked, 28, 28, 1)
+    np.testing.assert_allclose(out["sample_chunks"], expected, atol=ATOL)
+    # Every int64 seed is its own: none wraps to another (one seed gives identical images).
+    seeds = [out[f"sample_seed_{seed}"] for seed in (0, 2**32, 2**40, -1)]
+    for i, first in enumerate(seeds):
+        for second in seeds[i + 1 :]:
+            assert not np.array_equal(first, second)
     np.testing.assert_array_equal(out["sample_37_seed_11"], out["sample_37_seed_11_again"])
     assert np.abs(out["sample_37_seed_11"] - out["sample_37_seed_12"]).mean() > 1e-3
     # An empty batch gives empty outputs of the right shape.
@@ -185,8 +202,14 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     kind, message = errors["uint8_pixels"]
     assert kind == "InvalidArgumentError"
     assert "encode: x must hold values in [0, 1] (divide uint8 pixels by 255)" in message
-    kind, message = errors["negative_num"]
-    assert kind == "InvalidArgumentError" and "sample: num must be >= 0" in message
+    most = export.max_samples((28, 28, 1))
+    for name, got in (("negative_num", -1), ("num_2**31", 2**31)):
+        kind, message = errors[name]
+        assert kind == "InvalidArgumentError"
+        assert f"sample: num must be in [0, {most}] (at most 4 GiB of images per call)" in message
+        assert f"got] [{got}]" in message, message[:300]
+    kind, message = errors["nan_code"]
+    assert kind == "InvalidArgumentError" and "decode: z must be finite" in message
 
 
 @pytest.mark.slow

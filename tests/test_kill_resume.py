@@ -107,3 +107,79 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     assert not (run_dir / "backup").exists()
     assert not glob.glob(str(run_dir / "**" / ".*.tmp-*"), recursive=True)
     assert (run_dir / "run.lock").read_text() == ""
+
+
+# train.py, except that the rename that completes the export to saved_model/ first signals
+# $STOPPED and then waits, its temporary .saved_model.tmp-<pid> complete: the test kills it there.
+STOPPING_EXPORT = """
+import os, runpy, sys, time
+
+rename = os.rename
+
+def stopping_rename(source, destination, *args, **kwargs):
+    if os.path.basename(str(destination)) == "saved_model":
+        open(os.environ["STOPPED"], "w").close()
+        time.sleep(600)
+    return rename(source, destination, *args, **kwargs)
+
+os.rename = stopping_rename
+sys.argv[0] = "train.py"
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bundled_digits):
+    run_dir = tmp_path / "run"
+    args = ["--data-dir", str(small_idx_dir(tmp_path / "digits", bundled_digits, 64, 32))]
+    args += ["--run-dir", str(run_dir), "--epochs", "1", "--batch-size", "32"]
+    args += ["--latent-dims", "2", "--base-filters", "4", "--sample-every", "100"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    stopped = tmp_path / "stopped"
+
+    first = subprocess.Popen(
+        [sys.executable, "-c", STOPPING_EXPORT, *args],
+        cwd=REPO_ROOT,
+        env={**env, "STOPPED": str(stopped)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+        first.stderr.close()
+    # Killed inside the export: the final model saved, the SavedModel only a temporary.
+    assert zipfile.is_zipfile(run_dir / "model.keras")
+    assert not (run_dir / "saved_model").exists()
+    assert glob.glob(str(run_dir / ".saved_model.tmp-*"))
+
+    second = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (
+        f"The run in {run_dir} had finished training (model.keras); finishing it: export "
+        "saved_model/" in second.stderr
+    )
+    assert "Epoch 1/" not in second.stdout
+    assert (run_dir / "saved_model" / "saved_model.pb").is_file()
+    assert not glob.glob(str(run_dir / ".saved_model.tmp-*"))
+    # Now finished: the same command is refused.
+    third = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert third.returncode == 2 and "holds a finished run" in third.stderr

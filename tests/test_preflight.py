@@ -1,10 +1,12 @@
 """The checks made before a run writes anything, and their agreement with the code they guard."""
 
+import json
+
 import numpy as np
 import pytest
 
 from ladder_vae import losses, preflight, training
-from ladder_vae.config import TrainConfig
+from ladder_vae.config import ConfigError, TrainConfig
 from ladder_vae.data import DataError, ImageData
 from ladder_vae.model import LadderVAE
 
@@ -43,3 +45,50 @@ def test_train_refuses_bad_data_before_creating_the_run_dir(tmp_path):
     with pytest.raises(DataError, match="images are 6x6"):
         training.train(config, data=image_data(6))
     assert not run_dir.exists()
+
+
+def test_constants_of_the_backup_match_the_callback_and_training():
+    from callbacks import atomic_backup_and_restore
+
+    assert preflight.BACKUP_DIR == training.BACKUP_DIR
+    assert preflight.BACKUP_STATE_FILE == atomic_backup_and_restore.STATE_FILE
+    from ladder_vae import export
+
+    assert preflight.SAVED_MODEL_DIR == export.SAVED_MODEL_DIR
+
+
+def write_record(run_dir, **config):
+    run_dir.mkdir()
+    record = {"config": {"latent_dims": [2, 2, 2], "base_filters": 32, **config}}
+    (run_dir / "config.json").write_text(json.dumps({**record, "image_shape": [8, 8, 1]}))
+    return run_dir
+
+
+def test_a_run_that_never_finished_an_epoch_accepts_a_corrected_command(tmp_path):
+    # Stopped (out of memory, say) before its first backup: config.json and run.lock only.
+    run_dir = write_record(tmp_path / "run", base_filters=100000)
+    (run_dir / "run.lock").write_text("")
+    corrected = TrainConfig(run_dir=str(run_dir), base_filters=8, batch_size=4)
+    preflight.check_run_dir(str(run_dir))
+    preflight.check_resume(corrected, image_data(8))
+    # Once an epoch's backup is committed the run is held to its architecture.
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
+    with pytest.raises(ConfigError, match="was started with --base-filters 100000"):
+        preflight.check_resume(corrected, image_data(8))
+
+
+def test_a_run_with_its_final_model_is_refused_only_once_nothing_is_left_to_finish(tmp_path):
+    run_dir = write_record(tmp_path / "run")
+    (run_dir / "model.keras").write_bytes(b"a model")
+    (run_dir / "backup").mkdir()
+    assert preflight.left_to_finish(str(run_dir)) == ["remove backup/", "export saved_model/"]
+    preflight.check_run_dir(str(run_dir))
+    (run_dir / "backup").rmdir()
+    assert preflight.left_to_finish(str(run_dir), export=False) == []
+    with pytest.raises(ConfigError, match="holds a finished run"):
+        preflight.check_run_dir(str(run_dir), export=False)
+    (run_dir / "saved_model").mkdir()
+    (run_dir / "saved_model" / "saved_model.pb").write_bytes(b"an export")
+    with pytest.raises(ConfigError, match="holds a finished run"):
+        preflight.check_run_dir(str(run_dir))
