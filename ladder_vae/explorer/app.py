@@ -11,6 +11,8 @@ import os
 import random
 
 import dash
+import flask
+import werkzeug.exceptions
 from dash import Input, Output, State, dcc, html
 
 from ladder_vae.explorer import codes as codes_lib
@@ -103,6 +105,7 @@ def _level_control(explorer, level, values):
                         updatemode="drag",
                         marks={-limit: f"{-limit:g}", 0: "0", limit: f"{limit:g}"},
                         allow_direct_input=False,
+                        included=False,
                     ),
                 ],
                 className="slider-row",
@@ -270,6 +273,17 @@ def build_layout(explorer, seed):
     )
 
 
+def _refuse_request(error):
+    """A request the page never sends (a hand-made or damaged callback request): one line in
+    the log and a 400 answer instead of Flask's traceback; the server goes on serving."""
+    if isinstance(error, werkzeug.exceptions.HTTPException):
+        return error
+    text = str(error).strip().splitlines()
+    line = f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+    logger.warning("refused a request to %s (%s)", flask.request.path, line)
+    return flask.jsonify(error=f"bad request: {line}"), 400
+
+
 def _message(error):
     return html.Span(str(error), className="error")
 
@@ -284,6 +298,7 @@ def build_app(explorer, seed=0):
         serve_locally=True,
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.server.register_error_handler(Exception, _refuse_request)
     app.layout = build_layout(explorer, seed)
     level_props = all_level_inputs(explorer)
     num_levels = explorer.num_levels
@@ -299,6 +314,7 @@ def build_app(explorer, seed=0):
 
     levels_range = range(1, num_levels + 1)
     slots = min(GALLERY_SIZE, len(explorer.digits))
+
     # Every callback lists its outputs, inputs and states as flat lists: Dash then passes
     # flat positional arguments and takes a flat list back.
     @app.callback(
@@ -415,8 +431,8 @@ def build_app(explorer, seed=0):
             return (scatter_levels(explorer, levels) + [dash.no_update]
                     + [dash.no_update] * num_levels + [message, preview])
         except ExplorerError as error:
-            return keep_levels + [dash.no_update] + keep_seeds + [_message(error),
-                                                                   dash.no_update]
+            return keep_levels + [dash.no_update] + keep_seeds + [
+                _message(error), dash.no_update]
         except Exception as error:  # Reported on the page; the server keeps serving.
             logger.error("%s failed: %s: %s", trigger, type(error).__name__, error)
             return keep_levels + [dash.no_update] + keep_seeds + [

@@ -52,7 +52,7 @@ def data_url(png):
 
 
 def strip_values(steps=STRIP_STEPS):
-    """The values a traversal strip sweeps each dimension over: `steps` points in [-LIMIT, LIMIT]."""
+    """The values a traversal strip sweeps a dimension over: `steps` points in [-LIMIT, LIMIT]."""
     return np.linspace(-LIMIT, LIMIT, steps, dtype=np.float32)
 
 
