@@ -18,6 +18,10 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import REPO_ROOT
 
@@ -26,10 +30,6 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 START_TIMEOUT = 90
 WAIT = 20
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +83,9 @@ def server(explorer_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("the explorer's browser test needs Debian's chromium and chromium-driver: "
+                    "apt-get install -y chromium chromium-driver (.ci/run installs them)")
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -147,6 +150,7 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
 
     # Drag level 1's point: the image re-decodes while the button is still held.
     before_levels, before_image = code(driver), src(driver, "image")
+    before_strips = [src(driver, f"strip-{level}") for level in (1, 2, 3)]
     pad = driver.find_element(By.ID, "pad-1")
     actions = ActionChains(driver, duration=20)
     actions.move_to_element_with_offset(pad, -50, 40).click_and_hold()
@@ -164,6 +168,10 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
     assert after[0] == pytest.approx([-14 / half * 3, -16 / half * 3], abs=0.05), after[0]
     dot = driver.find_element(By.ID, "pad-1-dot").get_attribute("style")
     assert f"left: {(after[0][0] + 3) / 6 * 100:.2f}%" in dot, dot
+    # Every level's strip starts from the new point (the other levels' strips too).
+    for level in (1, 2, 3):
+        wait_for(driver, lambda: src(driver, f"strip-{level}") != before_strips[level - 1],
+                 f"strip {level} updated")
 
     # Redraw level 3 only: a new seed is shown, the other levels stay.
     before = code(driver)
@@ -225,9 +233,8 @@ def post_levels(server, values):
     ids = [("level-1", "data"), ("level-2", "data")] + [
         (f"level-3-dim-{index}", "value") for index in range(3)
     ]
-    outputs = ["image.src"] + [f"strip-{i}.src" for i in (1, 2, 3)] + [
-        f"level-{i}-readout.children" for i in (1, 2, 3)
-    ] + ["code-json.value", "message.children"]
+    outputs = ["image.src"] + [f"level-{i}-readout.children" for i in (1, 2, 3)] + [
+        "code-json.value", "message.children"]
     body = {
         "output": ".." + "...".join(outputs) + "..",
         "outputs": [
@@ -238,7 +245,7 @@ def post_levels(server, values):
             for (component, prop), value in zip(ids, values)
         ],
         "changedPropIds": ["level-1.data"],
-        "state": [],
+        "state": [{"id": "client", "property": "data", "value": "hand-made"}],
     }
     request = urllib.request.Request(
         server.url + "_dash-update-component", data=json.dumps(body).encode(),

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -225,7 +226,7 @@ def test_strips_have_a_row_per_dimension_and_frame_the_current_value():
 
 def test_render_decodes_the_code_and_one_strip_per_level(explorer):
     levels = explorer.draw(3)
-    main, strips = explorer.render(levels)
+    main, strips = explorer.image(levels), explorer.strips(levels)
     flat = np.concatenate(levels).astype(np.float32)
     with Image.open(io.BytesIO(main)) as image:
         expected = pictures.to_uint8(explorer.model.decode(flat[None])[0])
@@ -281,13 +282,12 @@ def test_download_and_json_hold_the_current_code(explorer):
 
 
 def test_layout_asks_for_an_evaluation_when_levels_are_unlabelled(explorer):
-    pytest.importorskip("dash")
-    from ladder_vae.explorer.app import build_app
+    from ladder_vae.explorer.app import build_layout
 
-    app = build_app(explorer)
-    assert "Run evaluate.py" in str(app.layout["labels-hint"].children)
+    layout = build_layout(explorer, seed=0)
+    assert "Run evaluate.py" in str(layout["labels-hint"].children)
     labelled = Explorer(explorer.model, explorer.digits, labels=["a", "b", "c"])
-    layout = build_app(labelled).layout
+    layout = build_layout(labelled, seed=0)
     assert layout["level-2-label"].children == "b"
     with pytest.raises(KeyError):
         layout["labels-hint"]
@@ -304,7 +304,7 @@ def test_the_serving_path_imports_no_training_code(explorer_run):
         f"model = ExportedModel({str(explorer_run / 'saved_model')!r})\n"
         f"images, _ = digits.validation_digits({str(explorer_run)!r}, model.image_shape)\n"
         "explorer = Explorer(model, images)\n"
-        "explorer.render(explorer.draw(0)); explorer.digit(0); build_app(explorer)\n"
+        "explorer.image(explorer.draw(0)); explorer.digit(0); build_app(explorer)\n"
         "print(sorted(m for m in sys.modules if m.startswith('ladder_vae')))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
@@ -314,3 +314,42 @@ def test_the_serving_path_imports_no_training_code(explorer_run):
     assert not [name for name in loaded if name in (
         "ladder_vae.model", "ladder_vae.training", "ladder_vae.losses", "ladder_vae.export",
         "ladder_vae.config", "ladder_vae.evaluation")], loaded
+
+
+def test_of_overlapping_calls_only_each_clients_newest_runs():
+    import threading
+
+    from ladder_vae.explorer.app import LatestOnly
+
+    gate, started, release, ran = LatestOnly(), threading.Event(), threading.Event(), []
+
+    def slow():
+        started.set()
+        release.wait(5)
+        return "first"
+
+    first = threading.Thread(target=lambda: ran.append(gate.run("a", slow)))
+    first.start()
+    started.wait(5)
+    results = {}
+    waiting = [
+        threading.Thread(target=lambda name=name, client=client: results.__setitem__(
+            name, gate.run(client, lambda: name)))
+        for name, client in (("a-old", "a"), ("b", "b"), ("a-new", "a"))
+    ]
+    for thread in waiting:
+        thread.start()
+        time.sleep(0.1)  # in this order
+    release.set()
+    for thread in [first] + waiting:
+        thread.join(5)
+    assert ran == ["first"]
+    assert results == {"a-old": LatestOnly.SKIPPED, "b": "b", "a-new": "a-new"}
+    # With a delay, a call overtaken during the delay is skipped without waiting for the lock.
+    late = []
+    thread = threading.Thread(target=lambda: late.append(gate.run("a", lambda: 1, delay=0.5)))
+    thread.start()
+    time.sleep(0.1)
+    assert gate.run("a", lambda: 2) == 2
+    thread.join(5)
+    assert late == [LatestOnly.SKIPPED]

@@ -6,9 +6,13 @@ dimension (`updatemode="drag"`). Every change of a level re-decodes the image an
 strips on the server; buttons, digits, the drawing canvas and uploads set new codes.
 """
 
+import functools
 import logging
 import os
 import random
+import threading
+import time
+import uuid
 
 import dash
 import flask
@@ -24,6 +28,9 @@ GALLERY_SIZE = 39
 # Flask refuses larger requests outright; uploads are judged (with a message) far below this.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_RANDOM_SEED = 99_999
+# The strips (9 decodes per code dimension) wait for a drag to pause this long: computed for
+# every step of a drag they took the CPU from the image (docs/explorer.md, Latency).
+STRIPS_DELAY_SECONDS = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +269,8 @@ def build_layout(explorer, seed):
     )
     return html.Div(
         [
+            # Names this page for `LatestOnly`: a new one at every page load.
+            dcc.Store(id="client", data=uuid.uuid4().hex),
             html.Header(
                 [
                     html.H1("Ladder VAE latent explorer"),
@@ -271,6 +280,35 @@ def build_layout(explorer, seed):
             html.Main([image_column, level_column], className="columns"),
         ]
     )
+
+
+class LatestOnly:
+    """Runs one call at a time and, of the calls waiting, only each client's newest.
+
+    A dragged control sends a new value every few tens of milliseconds; when the server is
+    slower than that (a loaded CPU), the requests would queue and each would still be computed.
+    Here a call that a newer one from the same client has overtaken while it waited returns
+    `SKIPPED` at once, so the CPU goes to the value the user sees next. With `delay`, a call
+    first waits that long for a newer one: a debounce, for work that can wait until a drag
+    pauses.
+    """
+
+    SKIPPED = object()
+
+    def __init__(self):
+        self.running = threading.Lock()
+        self.tickets = threading.Lock()
+        self.latest = {}
+
+    def run(self, client, function, delay=0.0):
+        with self.tickets:
+            ticket = self.latest[client] = self.latest.get(client, 0) + 1
+        if delay:
+            time.sleep(delay)
+        with self.running:
+            if self.latest[client] != ticket:
+                return self.SKIPPED
+            return function()
 
 
 def _refuse_request(error):
@@ -299,7 +337,8 @@ def build_app(explorer, seed=0):
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.server.register_error_handler(Exception, _refuse_request)
-    app.layout = build_layout(explorer, seed)
+    # A function: Dash calls it at every page load, so each page gets its own client id.
+    app.layout = functools.partial(build_layout, explorer, seed)
     level_props = all_level_inputs(explorer)
     num_levels = explorer.num_levels
     pad_levels = [level for level in range(1, num_levels + 1)
@@ -317,33 +356,57 @@ def build_app(explorer, seed=0):
 
     # Every callback lists its outputs, inputs and states as flat lists: Dash then passes
     # flat positional arguments and takes a flat list back.
+    # The image and the strips are two callbacks, so two requests: the image (one decode)
+    # never waits for the strips (a decode of 9 codes per dimension), which follow once a drag
+    # pauses.
+    image_gate, strips_gate = LatestOnly(), LatestOnly()
+
     @app.callback(
         [Output("image", "src")]
-        + [Output(f"strip-{level}", "src") for level in levels_range]
         + [Output(f"level-{level}-readout", "children") for level in levels_range]
         + [Output("code-json", "value"), Output("message", "children")],
         [Input(component, prop) for component, prop in level_props],
+        [State("client", "data")],
     )
-    def render(*values):
-        unchanged = (dash.no_update,) * (2 * num_levels + 2)
+    def render_image(*values):
+        *values, client = values
+        unchanged = [dash.no_update] * (num_levels + 2)
         try:
             levels = gather_levels(explorer, list(values))
-            main, strips = explorer.render(levels)
             text = explorer.code_json(levels)
+            main = image_gate.run(client, lambda: explorer.image(levels))
+            if main is LatestOnly.SKIPPED:
+                return unchanged + [dash.no_update]
         except ExplorerError as error:
-            return unchanged + (_message(error),)
+            return unchanged + [_message(error)]
         except Exception as error:  # Reported on the page; the server keeps serving.
             logger.error("render failed: %s: %s", type(error).__name__, error)
-            return unchanged + (_message(f"could not decode: {type(error).__name__}"),)
+            return unchanged + [_message(f"could not decode: {type(error).__name__}")]
         readouts = [
             "(" + ", ".join(f"{value:+.2f}" for value in level) + ")" for level in levels
         ]
-        return (
-            (pictures.data_url(main),)
-            + tuple(pictures.data_url(strip) for strip in strips)
-            + tuple(readouts)
-            + (text, "")
-        )
+        return [pictures.data_url(main)] + readouts + [text, ""]
+
+    @app.callback(
+        [Output(f"strip-{level}", "src") for level in levels_range],
+        [Input(component, prop) for component, prop in level_props],
+        [State("client", "data")],
+    )
+    def render_strips(*values):
+        *values, client = values
+        try:
+            levels = gather_levels(explorer, list(values))
+            strips = strips_gate.run(
+                client, lambda: explorer.strips(levels), delay=STRIPS_DELAY_SECONDS
+            )
+            if strips is LatestOnly.SKIPPED:
+                return [dash.no_update] * num_levels
+        except ExplorerError:
+            return [dash.no_update] * num_levels  # render_image shows the message
+        except Exception as error:
+            logger.error("strips failed: %s: %s", type(error).__name__, error)
+            return [dash.no_update] * num_levels
+        return [pictures.data_url(strip) for strip in strips]
 
     @app.callback(
         [Output(f"digit-{slot}", "src") for slot in range(slots)]

@@ -96,21 +96,22 @@ def strip_picture(images, current):
     return picture
 
 
-def render(model, code, steps=STRIP_STEPS):
-    """The image of `code` and every level's traversal strip from it, in one `decode` call.
+def image_png(model, code):
+    """PNG bytes of the image of `code` [D], at one pixel per model pixel: the page upscales it
+    by nearest neighbour, which costs the server nothing."""
+    return png_bytes(to_uint8(model.decode(np.asarray(code, np.float32)[None])[0]))
 
-    Returns (the image's PNG bytes, [strip PNG bytes per level]), at one screen pixel per model
-    pixel: the page upscales them by nearest neighbour, which costs the server nothing.
-    """
+
+def strip_pngs(model, code, steps=STRIP_STEPS):
+    """PNG bytes of every level's traversal strip from `code` [D], from one `decode` call."""
     code = np.asarray(code, np.float32)
-    images = model.decode(np.concatenate([code[None, :], traversal_codes(code, steps)]))
-    main = png_bytes(to_uint8(images[0]))
+    images = model.decode(traversal_codes(code, steps))
     strips, start = [], 0
     for dim in model.latent_dims:
-        tiles = images[1 + start * steps:1 + (start + dim) * steps]
+        tiles = images[start * steps:(start + dim) * steps]
         strips.append(png_bytes(strip_picture(tiles, code[start:start + dim])))
         start += dim
-    return main, strips
+    return strips
 
 
 def decode_data_url(contents, what):

@@ -68,9 +68,13 @@ class Explorer:
         result[level - 1] = new[level - 1]
         return result
 
-    def render(self, levels):
-        """(image PNG bytes, [strip PNG bytes per level]) of the code `levels`."""
-        return pictures.render(self.model, self.check_levels(levels))
+    def image(self, levels):
+        """PNG bytes of the image of the code `levels`, one pixel per model pixel."""
+        return pictures.image_png(self.model, self.check_levels(levels))
+
+    def strips(self, levels):
+        """PNG bytes of each level's traversal strip from the code `levels`."""
+        return pictures.strip_pngs(self.model, self.check_levels(levels))
 
     def _encode(self, images):
         """Levels of the posterior means of one image [H, W, C] in [0, 1], clipped to the
