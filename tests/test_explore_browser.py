@@ -179,7 +179,9 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
     wait_for(driver, lambda: code(driver)[2] != before[2], "level 3 redrawn")
     assert code(driver)[:2] == before[:2]
     assert "Redrew level 3 with seed" in driver.find_element(By.ID, "action-message").text
-    assert driver.find_element(By.ID, "level-3-seed").text != "seed 5"
+    seed = driver.find_element(By.ID, "action-message").text.split()[-1].rstrip(".")
+    assert driver.find_element(By.ID, "level-3-seed").text == f"from seed {seed}" != "from seed 5"
+    assert driver.find_element(By.ID, "level-2-seed").text == "from seed 5"
 
     # Start from validation digit 4: the controls jump to its encoding.
     import tensorflow as tf
@@ -193,6 +195,7 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
              "controls at the digit's encoding")
     dot = driver.find_element(By.ID, "pad-2-dot").get_attribute("style")
     assert f"top: {(3 - expected[3]) / 6 * 100:.2f}%" in dot, (dot, expected)
+    assert driver.find_element(By.ID, "level-1-seed").text == "from digit 4"
     handles = driver.find_elements(By.CSS_SELECTOR, "#level-3-group [role=slider]")
     values = [float(handle.get_attribute("aria-valuenow")) for handle in handles]
     assert np.allclose(values, expected[4:], atol=0.006), (values, expected)

@@ -141,7 +141,8 @@ def _level_group(explorer, level, values, seed):
                             html.Div(id=f"level-{level}-readout", className="readout"),
                             html.Button(f"Redraw level {level}", id=f"redraw-{level}",
                                         className="button"),
-                            html.Div(f"seed {seed}", id=f"level-{level}-seed", className="seed"),
+                            html.Div(f"from seed {seed}", id=f"level-{level}-seed",
+                                     className="seed", title="where this level's code came from"),
                         ],
                         className="level-side",
                     ),
@@ -466,7 +467,7 @@ def build_app(explorer, seed=0):
                 seed_value = codes_lib.check_seed(seed_value)
                 levels = explorer.draw(seed_value)
                 return (scatter_levels(explorer, levels) + [seed_value]
-                        + [f"seed {seed_value}"] * num_levels
+                        + [f"from seed {seed_value}"] * num_levels
                         + [f"Drew every level with seed {seed_value}.", preview])
             if trigger.startswith("redraw-"):
                 level = int(trigger.split("-")[1])
@@ -474,7 +475,7 @@ def build_app(explorer, seed=0):
                 levels = explorer.redraw_level(gather_levels(explorer, current), level,
                                                level_seed)
                 seeds = list(keep_seeds)
-                seeds[level - 1] = f"seed {level_seed}"
+                seeds[level - 1] = f"from seed {level_seed}"
                 return (scatter_levels(explorer, levels) + [dash.no_update] + seeds
                         + [f"Redrew level {level} with seed {level_seed}.", preview])
             if trigger.startswith("digit-"):
@@ -482,17 +483,20 @@ def build_app(explorer, seed=0):
                     1, len(explorer.digits))
                 levels, message = explorer.digit(index)
                 preview = pictures.data_url(explorer.digit_thumbnail(index))
+                origin = f"from digit {index}"
             elif trigger == "drawing":
                 levels, digit, message = explorer.picture(drawing, "the drawing")
                 preview = pictures.data_url(digit)
+                origin = "from the drawing"
             elif trigger == "upload":
                 what = os.path.basename(str(filename or "the upload"))[:80]
                 levels, digit, message = explorer.picture(upload, what)
                 preview = pictures.data_url(digit)
+                origin = f"from {what}"
             else:
                 raise ExplorerError(f"unknown control {trigger!r}")
             return (scatter_levels(explorer, levels) + [dash.no_update]
-                    + [dash.no_update] * num_levels + [message, preview])
+                    + [origin] * num_levels + [message, preview])
         except ExplorerError as error:
             return keep_levels + [dash.no_update] + keep_seeds + [
                 _message(error), dash.no_update]
