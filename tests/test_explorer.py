@@ -188,7 +188,10 @@ def test_a_dark_digit_on_paper_becomes_a_centred_light_digit():
         pictures.decode_data_url(png_data_url(paper), "bar.png"), "bar.png"), (28, 28, 1))
     assert digit.shape == (28, 28, 1) and digit.max() > 0.9 and digit[0, 0, 0] == 0
     rows, columns = np.nonzero(digit[..., 0] > 0.5)
-    assert rows.max() - rows.min() + 1 == pytest.approx(20, abs=1)  # the 20-pixel box
+    # Only the bar is ink (the paper was inverted to the dark ground): 100 x 30 pixels scaled
+    # into the 20-pixel box.
+    assert rows.max() - rows.min() + 1 == pytest.approx(20, abs=1)
+    assert columns.max() - columns.min() + 1 == pytest.approx(6, abs=1)
     weights = digit[..., 0]
     centre = [(weights.sum(axis=1) * np.arange(28)).sum() / weights.sum(),
               (weights.sum(axis=0) * np.arange(28)).sum() / weights.sum()]
