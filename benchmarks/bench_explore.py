@@ -148,7 +148,7 @@ def http_latencies(url, dims, changes):
             "outputs": [{"id": name.split(".")[0], "property": name.split(".")[1]}
                         for name in outputs],
             "inputs": inputs, "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
-            "state": [{"id": "client", "property": "data", "value": "benchmark"}],
+            "state": [],
         }).encode()
         request = urllib.request.Request(url + "_dash-update-component", data=body,
                                          headers={"Content-Type": "application/json"})

@@ -248,7 +248,7 @@ def post_levels(server, values):
             for (component, prop), value in zip(ids, values)
         ],
         "changedPropIds": ["level-1.data"],
-        "state": [{"id": "client", "property": "data", "value": "hand-made"}],
+        "state": [],
     }
     request = urllib.request.Request(
         server.url + "_dash-update-component", data=json.dumps(body).encode(),

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -317,42 +316,3 @@ def test_the_serving_path_imports_no_training_code(explorer_run):
     assert not [name for name in loaded if name in (
         "ladder_vae.model", "ladder_vae.training", "ladder_vae.losses", "ladder_vae.export",
         "ladder_vae.config", "ladder_vae.evaluation")], loaded
-
-
-def test_of_overlapping_calls_only_each_clients_newest_runs():
-    import threading
-
-    from ladder_vae.explorer.app import LatestOnly
-
-    gate, started, release, ran = LatestOnly(), threading.Event(), threading.Event(), []
-
-    def slow():
-        started.set()
-        release.wait(5)
-        return "first"
-
-    first = threading.Thread(target=lambda: ran.append(gate.run("a", slow)))
-    first.start()
-    started.wait(5)
-    results = {}
-    waiting = [
-        threading.Thread(target=lambda name=name, client=client: results.__setitem__(
-            name, gate.run(client, lambda: name)))
-        for name, client in (("a-old", "a"), ("b", "b"), ("a-new", "a"))
-    ]
-    for thread in waiting:
-        thread.start()
-        time.sleep(0.1)  # in this order
-    release.set()
-    for thread in [first] + waiting:
-        thread.join(5)
-    assert ran == ["first"]
-    assert results == {"a-old": LatestOnly.SKIPPED, "b": "b", "a-new": "a-new"}
-    # With a delay, a call overtaken during the delay is skipped without waiting for the lock.
-    late = []
-    thread = threading.Thread(target=lambda: late.append(gate.run("a", lambda: 1, delay=0.5)))
-    thread.start()
-    time.sleep(0.1)
-    assert gate.run("a", lambda: 2) == 2
-    thread.join(5)
-    assert late == [LatestOnly.SKIPPED]

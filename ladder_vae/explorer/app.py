@@ -6,13 +6,9 @@ dimension (`updatemode="drag"`). Every change of a level re-decodes the image an
 strips on the server; buttons, digits, the drawing canvas and uploads set new codes.
 """
 
-import functools
 import logging
 import os
 import random
-import threading
-import time
-import uuid
 
 import dash
 import flask
@@ -28,9 +24,6 @@ GALLERY_SIZE = 39
 # Flask refuses larger requests outright; uploads are judged (with a message) far below this.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_RANDOM_SEED = 99_999
-# The strips (9 decodes per code dimension) wait for a drag to pause this long: computed for
-# every step of a drag they took the CPU from the image (docs/explorer.md, Latency).
-STRIPS_DELAY_SECONDS = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +217,8 @@ def build_layout(explorer, seed):
                 className="picture-row",
             ),
             dcc.Store(id="drawing"),
+            # The code the strips show: the levels' values once they rest (assets/explorer.js).
+            dcc.Store(id="strips-code"),
             dcc.Store(id="digit-page", data=0),
         ],
         className="real-digit",
@@ -270,8 +265,6 @@ def build_layout(explorer, seed):
     )
     return html.Div(
         [
-            # Names this page for `LatestOnly`: a new one at every page load.
-            dcc.Store(id="client", data=uuid.uuid4().hex),
             html.Header(
                 [
                     html.H1("Ladder VAE latent explorer"),
@@ -281,35 +274,6 @@ def build_layout(explorer, seed):
             html.Main([image_column, level_column], className="columns"),
         ]
     )
-
-
-class LatestOnly:
-    """Runs one call at a time and, of the calls waiting, only each client's newest.
-
-    A dragged control sends a new value every few tens of milliseconds; when the server is
-    slower than that (a loaded CPU), the requests would queue and each would still be computed.
-    Here a call that a newer one from the same client has overtaken while it waited returns
-    `SKIPPED` at once, so the CPU goes to the value the user sees next. With `delay`, a call
-    first waits that long for a newer one: a debounce, for work that can wait until a drag
-    pauses.
-    """
-
-    SKIPPED = object()
-
-    def __init__(self):
-        self.running = threading.Lock()
-        self.tickets = threading.Lock()
-        self.latest = {}
-
-    def run(self, client, function, delay=0.0):
-        with self.tickets:
-            ticket = self.latest[client] = self.latest.get(client, 0) + 1
-        if delay:
-            time.sleep(delay)
-        with self.running:
-            if self.latest[client] != ticket:
-                return self.SKIPPED
-            return function()
 
 
 def _refuse_request(error):
@@ -338,8 +302,7 @@ def build_app(explorer, seed=0):
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.server.register_error_handler(Exception, _refuse_request)
-    # A function: Dash calls it at every page load, so each page gets its own client id.
-    app.layout = functools.partial(build_layout, explorer, seed)
+    app.layout = build_layout(explorer, seed)
     level_props = all_level_inputs(explorer)
     num_levels = explorer.num_levels
     pad_levels = [level for level in range(1, num_levels + 1)
@@ -358,26 +321,21 @@ def build_app(explorer, seed=0):
     # Every callback lists its outputs, inputs and states as flat lists: Dash then passes
     # flat positional arguments and takes a flat list back.
     # The image and the strips are two callbacks, so two requests: the image (one decode)
-    # never waits for the strips (a decode of 9 codes per dimension), which follow once a drag
-    # pauses.
-    image_gate, strips_gate = LatestOnly(), LatestOnly()
-
+    # follows every change; the strips (a decode of 9 codes per code dimension) follow the
+    # code once it has rested (assets/explorer.js, `settle`): computed for every step of a
+    # drag, they took the CPU from the image (docs/explorer.md, Latency).
     @app.callback(
         [Output("image", "src")]
         + [Output(f"level-{level}-readout", "children") for level in levels_range]
         + [Output("code-json", "value"), Output("message", "children")],
         [Input(component, prop) for component, prop in level_props],
-        [State("client", "data")],
     )
     def render_image(*values):
-        *values, client = values
         unchanged = [dash.no_update] * (num_levels + 2)
         try:
             levels = gather_levels(explorer, list(values))
+            main = explorer.image(levels)
             text = explorer.code_json(levels)
-            main = image_gate.run(client, lambda: explorer.image(levels))
-            if main is LatestOnly.SKIPPED:
-                return unchanged + [dash.no_update]
         except ExplorerError as error:
             return unchanged + [_message(error)]
         except Exception as error:  # Reported on the page; the server keeps serving.
@@ -388,20 +346,20 @@ def build_app(explorer, seed=0):
         ]
         return [pictures.data_url(main)] + readouts + [text, ""]
 
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="explorer", function_name="settle"),
+        Output("strips-code", "data"),
+        [Input(component, prop) for component, prop in level_props],
+    )
+
     @app.callback(
         [Output(f"strip-{level}", "src") for level in levels_range],
-        [Input(component, prop) for component, prop in level_props],
-        [State("client", "data")],
+        [Input("strips-code", "data")],
+        prevent_initial_call=True,
     )
-    def render_strips(*values):
-        *values, client = values
+    def render_strips(values):
         try:
-            levels = gather_levels(explorer, list(values))
-            strips = strips_gate.run(
-                client, lambda: explorer.strips(levels), delay=STRIPS_DELAY_SECONDS
-            )
-            if strips is LatestOnly.SKIPPED:
-                return [dash.no_update] * num_levels
+            strips = explorer.strips(gather_levels(explorer, list(values or [])))
         except ExplorerError:
             return [dash.no_update] * num_levels  # render_image shows the message
         except Exception as error:

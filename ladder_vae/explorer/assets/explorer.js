@@ -4,8 +4,24 @@
  * their element when an event arrives. A pad writes its level's dcc.Store through
  * dash_clientside.set_props, which runs the server's render callback like any Dash input. */
 
+// The strips follow the code once it has rested this long (one request per pause of a drag,
+// not one per step).
+var SETTLE_MS = 100;
+var settling = null;
+
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   explorer: {
+    // The levels' values once no newer values came for SETTLE_MS; earlier calls give no_update.
+    settle: function () {
+      var values = Array.prototype.slice.call(arguments);
+      var token = {};
+      settling = token;
+      return new Promise(function (resolve) {
+        setTimeout(function () {
+          resolve(settling === token ? values : window.dash_clientside.no_update);
+        }, SETTLE_MS);
+      });
+    },
     // Where the point of a pad sits for its level's values: z[0] rightwards, z[1] upwards.
     dotStyle: function (values) {
       var pad = document.querySelector('.pad');
