@@ -316,3 +316,36 @@ def test_the_serving_path_imports_no_training_code(explorer_run):
     assert not [name for name in loaded if name in (
         "ladder_vae.model", "ladder_vae.training", "ladder_vae.losses", "ladder_vae.export",
         "ladder_vae.config", "ladder_vae.evaluation")], loaded
+
+
+@pytest.mark.parametrize(
+    "config, source",
+    [
+        (None, "the bundled MNIST test digits (the run directory records no data)"),
+        ({"data": {"kind": "bundled"}}, "the bundled MNIST test digits (the run's data)"),
+        ({"data": {"kind": "idx", "path": "/no/such/dir"}},
+         "the bundled MNIST test digits (the run's idx data is not on this machine)"),
+        ("{broken", "the bundled MNIST test digits ({path} is unreadable)"),
+    ],
+)
+def test_validation_digits_fall_back_to_the_bundled_ones(tmp_path, config, source):
+    from ladder_vae.explorer import digits
+
+    path = tmp_path / "config.json"
+    if config is not None:
+        path.write_text(config if isinstance(config, str) else json.dumps(config))
+    images, said = digits.validation_digits(str(tmp_path), (28, 28, 1))
+    assert images.shape == (1000, 28, 28, 1) and said == source.format(path=path)
+    images, said = digits.validation_digits(str(tmp_path), (32, 32, 3))
+    assert len(images) == 0  # none of the model's shape
+
+
+def test_validation_digits_of_an_idx_run_are_its_test_files(tmp_path, bundled_digits):
+    from ladder_vae.explorer import digits
+    from tests.idx_files import small_idx_dir
+
+    data = small_idx_dir(tmp_path / "idx", bundled_digits, num_train=16, num_test=8)
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"kind": "idx", "path": str(data)}}))
+    images, said = digits.validation_digits(str(tmp_path), (28, 28, 1))
+    np.testing.assert_array_equal(images, bundled_digits.val_images[:8])
+    assert said == f"the validation digits of {data}"

@@ -2,8 +2,9 @@
 
 Each level's code lives in the page: a 2-D level in a `dcc.Store` that the draggable pad of
 `assets/explorer.js` writes while it is dragged, a level of any other size in one slider per
-dimension (`updatemode="drag"`). Every change of a level re-decodes the image and the traversal
-strips on the server; buttons, digits, the drawing canvas and uploads set new codes.
+dimension (`updatemode="drag"`). Every change of a level re-decodes the image on the server, and
+the traversal strips once the code rests; buttons, digits, the drawing canvas and uploads set
+new codes.
 """
 
 import logging

@@ -24,12 +24,14 @@ def validation_digits(run_dir, image_shape):
     SavedModel), or when the recorded data is not here, the bundled MNIST test digits, provided
     they have the model's image shape; otherwise none (an empty array).
     """
-    record, reason = {}, "the run directory records no data"
+    record, tfds_dir, reason = {}, None, "the run directory records no data"
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(path):
         try:
             with open(path) as file:
-                record = (json.load(file) or {}).get("data") or {}
+                config = json.load(file) or {}
+            record = config.get("data") or {}
+            tfds_dir = (config.get("config") or {}).get("tfds_data_dir")
         except (OSError, ValueError, AttributeError):
             reason = f"{path} is unreadable"
     images, source = None, None
@@ -40,9 +42,9 @@ def validation_digits(run_dir, image_shape):
         elif kind == "idx" and record.get("path") and os.path.isdir(record["path"]):
             images = data_lib.load_idx_dir(record["path"]).val_images
             source = f"the validation digits of {record['path']}"
-        elif kind == "tfds" and data_lib.tfds_prepared(record.get("name", "mnist")):
+        elif kind == "tfds" and data_lib.tfds_prepared(record.get("name", "mnist"), tfds_dir):
             name = record.get("name", "mnist")
-            images = data_lib.load_tfds(name).val_images
+            images = data_lib.load_tfds(name, tfds_dir).val_images
             source = f"the test split of TFDS {name}"
         elif kind:
             reason = f"the run's {kind} data is not on this machine"
