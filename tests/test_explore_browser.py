@@ -6,6 +6,7 @@ Needs Debian's `chromium` and `chromium-driver` (CI installs them in `.ci/run`) 
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -120,6 +121,14 @@ def wait_for(driver, condition, what):
     )
 
 
+def dot_position(driver, level):
+    """The (left, top) percentages of level `level`'s pad point."""
+    style = driver.find_element(By.ID, f"pad-{level}-dot").get_attribute("style")
+    found = re.fullmatch(r"left: ([-\d.]+)%; top: ([-\d.]+)%;", style.strip())
+    assert found, style
+    return [float(found.group(1)), float(found.group(2))]
+
+
 def screenshot(driver, name):
     """Saves a screenshot to $EXPLORER_SCREENSHOTS (when set) for a person to look at."""
     directory = os.environ.get("EXPLORER_SCREENSHOTS")
@@ -146,6 +155,10 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
     assert len(driver.find_elements(By.CSS_SELECTOR, "#level-3-group [role=slider]")) == 3
     image = driver.find_element(By.ID, "image")
     assert image.size["width"] >= 64 and image.size["height"] >= 64
+    # The pads' points sit at the first draw.
+    start = code(driver)
+    assert dot_position(driver, 2) == pytest.approx(
+        [(start[1][0] + 3) / 6 * 100, (3 - start[1][1]) / 6 * 100], abs=0.02)
     screenshot(driver, "explorer-start.png")
 
     # Drag level 1's point: the image re-decodes while the button is still held.
@@ -166,8 +179,8 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
     # The point is where the pointer let go: 14 px left and 16 px below the pad's centre.
     half = pad.size["width"] / 2
     assert after[0] == pytest.approx([-14 / half * 3, -16 / half * 3], abs=0.05), after[0]
-    dot = driver.find_element(By.ID, "pad-1-dot").get_attribute("style")
-    assert f"left: {(after[0][0] + 3) / 6 * 100:.2f}%" in dot, dot
+    assert dot_position(driver, 1) == pytest.approx(
+        [(after[0][0] + 3) / 6 * 100, (3 - after[0][1]) / 6 * 100], abs=0.02)
     # Every level's strip starts from the new point (the other levels' strips too).
     for level in (1, 2, 3):
         wait_for(driver, lambda: src(driver, f"strip-{level}") != before_strips[level - 1],
@@ -193,8 +206,8 @@ def test_a_person_explores_a_run(server, browser, explorer_run, bundled_digits):
         By.ID, "action-message").text, "digit encoded")
     wait_for(driver, lambda: np.allclose(np.concatenate(code(driver)), expected, atol=2e-4),
              "controls at the digit's encoding")
-    dot = driver.find_element(By.ID, "pad-2-dot").get_attribute("style")
-    assert f"top: {(3 - expected[3]) / 6 * 100:.2f}%" in dot, (dot, expected)
+    assert dot_position(driver, 2) == pytest.approx(
+        [(expected[2] + 3) / 6 * 100, (3 - expected[3]) / 6 * 100], abs=0.02)
     assert driver.find_element(By.ID, "level-1-seed").text == "from digit 4"
     handles = driver.find_elements(By.CSS_SELECTOR, "#level-3-group [role=slider]")
     values = [float(handle.get_attribute("aria-valuenow")) for handle in handles]

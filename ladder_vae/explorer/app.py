@@ -64,15 +64,6 @@ def scatter_levels(explorer, levels):
     return values
 
 
-def dot_style(values):
-    """Where the pad's point sits for a 2-D level's values (z[0] to the right, z[1] upwards)."""
-    limit = codes_lib.LIMIT
-    x, y = ([float(value) for value in values] + [0.0, 0.0])[:2]
-    left = min(max((x + limit) / (2 * limit), 0.0), 1.0) * 100
-    top = min(max((limit - y) / (2 * limit), 0.0), 1.0) * 100
-    return {"left": f"{left:.2f}%", "top": f"{top:.2f}%"}
-
-
 def _level_control(explorer, level, values):
     dim = explorer.latent_dims[level - 1]
     if dim == 2:
@@ -80,7 +71,9 @@ def _level_control(explorer, level, values):
             [
                 dcc.Store(id=f"level-{level}", data=list(values)),
                 html.Div(
-                    html.Div(id=f"pad-{level}-dot", className="pad-dot", style=dot_style(values)),
+                    # Placed by the clientside callback `dotStyle` (assets/explorer.js), also
+                    # when the page loads.
+                    html.Div(id=f"pad-{level}-dot", className="pad-dot"),
                     id=f"pad-{level}",
                     className="pad",
                     tabIndex="0",
