@@ -20,3 +20,12 @@ def bundled_digits():
 def digit_batch(bundled_digits):
     """64 real digits as float32 in [0, 1]."""
     return bundled_digits.train_images[:64].astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="session")
+def explorer_run(tmp_path_factory):
+    """A run directory with an exported, briefly trained model of levels (2, 2, 3) and the
+    record of its data, shared by the explorer's tests (see tests/explorer_run.py)."""
+    from tests.explorer_run import make_run
+
+    return make_run(tmp_path_factory.mktemp("explorer") / "run")
