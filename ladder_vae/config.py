@@ -31,6 +31,8 @@ class TrainConfig:
     mmd_weight: float = 30.0
     ssim_weight: float = 10.0
     mmd_per_level: bool = False
+    level_input: str = "modulated"
+    level_resample: float = 0.25
     seed: int = 0
     # Callbacks.
     early_stopping_patience: int = 20
@@ -87,6 +89,16 @@ class TrainConfig:
                 f"--warmup-epochs {self.warmup_epochs} leaves no epoch for the cosine decay of "
                 f"--epochs {self.epochs}; use fewer warm-up epochs"
             )
+        if not _finite(self.level_resample) or not 0 <= self.level_resample < 1:
+            raise ConfigError(
+                f"--level-resample must be a probability in [0, 1). "
+                f"Received: {self.level_resample!r}"
+            )
+        if self.level_input not in ("modulated", "concatenated"):
+            raise ConfigError(
+                "--level-input must be 'modulated' or 'concatenated'. "
+                f"Received: {self.level_input!r}"
+            )
         if self.strategy not in ("default", "mirrored", "multiworker"):
             raise ConfigError(
                 "--strategy must be 'default', 'mirrored' or 'multiworker'. "
@@ -104,6 +116,8 @@ class TrainConfig:
             "mmd_weight": self.mmd_weight,
             "ssim_weight": self.ssim_weight,
             "mmd_per_level": self.mmd_per_level,
+            "level_input": self.level_input,
+            "level_resample": self.level_resample,
             "seed": self.seed,
         }
 

@@ -23,7 +23,7 @@ CONFIG_FILE = "config.json"
 # `training.FINAL_MODEL_FILE`, written when a run has finished.
 FINAL_MODEL_FILE = "model.keras"
 # Settings that shape the model's weights: a run can only be resumed with the same values.
-ARCHITECTURE_FIELDS = ("latent_dims", "base_filters")
+ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
 
 
 def check_run(config):
