@@ -82,6 +82,19 @@ def parse_args(argv=None):
         help="images per forward pass " "(default: %(default)s)",
     )
     parser.add_argument(
+        "--hierarchy-codes",
+        type=_positive_int,
+        default=500,
+        help="base codes per level for the measure of what each level controls: each has the "
+        "level's code redrawn --hierarchy-redraws times (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hierarchy-redraws",
+        type=_positive_int,
+        default=8,
+        help="redraws of one level's code per base code (default: %(default)s)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seed of the prior samples (default: %(default)s)"
     )
     parser.add_argument(
@@ -122,6 +135,8 @@ def main(argv=None):
         batch_size=args.batch_size,
         seed=args.seed,
         classifier_dir=args.classifier_cache,
+        hierarchy_codes=args.hierarchy_codes,
+        hierarchy_redraws=args.hierarchy_redraws,
     )
     try:
         if args.compare:
@@ -147,8 +162,10 @@ def main(argv=None):
                 "sample_inception_score",
                 "sample_sharpness_ratio",
                 "active_dims",
+                "hierarchy_summary",
             ):
-                print(f"{key:40s} {metrics[key]:.4g}")
+                if key in metrics:
+                    print(f"{key:40s} {metrics[key]:.4g}")
             print(
                 f"\nwritten to {out_dir}/ ({REPORT_FILE}, metrics.json, figures) "
                 f"in {info['seconds']:.1f} s"

@@ -20,6 +20,8 @@ from .conftest import REPO_ROOT
 
 RNG = np.random.default_rng(0)
 NUM_SAMPLES = 300
+# A small measure of what each level controls: (base codes, redraws).
+HIERARCHY = dict(hierarchy_codes=40, hierarchy_redraws=3)
 
 
 # Metrics on cases with known answers ----------------------------------------------------------
@@ -183,6 +185,28 @@ def test_load_eval_data_follows_the_run_record(tmp_path):
         loading.load_eval_data(tfds_run, tfds_data_dir=str(tmp_path))
 
 
+def test_hierarchy_figure_puts_the_top_level_on_top(tmp_path):
+    shares = np.array([[0.0, 0.9, 0.1], [0.05, 0.2, 0.7], [1.0, 0.3, float("nan")]])
+    figure = figures.hierarchy_figure(
+        shares, ("identity", "thickness", "slant"), np.array([0.01, 0.1, 0.9]), 0.95
+    )
+    axes = figure.axes[0]
+    np.testing.assert_array_equal(axes.images[0].get_array(), np.nan_to_num(shares[::-1]))
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["level 3 (top)", "level 2", "level 1 (lowest)"]
+    assert [label.get_text() for label in axes.get_xticklabels()] == [
+        "identity",
+        "thickness",
+        "slant",
+    ]
+    texts = [text.get_text() for text in axes.texts]
+    assert texts[:3] == ["1.00", "0.30", "n/a"] and "0.90" in texts
+    assert "class changes\nin 90.0% of redraws" in texts
+    assert "hierarchy summary 0.95" in figure._suptitle.get_text()
+    path = figures.hierarchy_heatmap(shares, ("identity", "thickness", "slant"), tmp_path / "h.png")
+    assert Image.open(path).size[0] > 400
+
+
 # A whole evaluation on a tiny run -------------------------------------------------------------
 
 
@@ -219,7 +243,9 @@ def make_run(run_dir, ssim_weight=10.0):
 @pytest.fixture(scope="module")
 def evaluated_run(tmp_path_factory, tiny_classifier):
     run_dir = make_run(str(tmp_path_factory.mktemp("run")))
-    results, info = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
+    results, info = evaluate_run(
+        run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier, **HIERARCHY
+    )
     return run_dir, results, info
 
 
@@ -234,6 +260,7 @@ def test_evaluate_run_writes_every_file(evaluated_run):
         "reconstructions.png",
         "traversal_level_1.png",
         "traversal_level_2.png",
+        "hierarchy.png",
         "loss_curves.png",
     ]
     for name in expected:
@@ -243,6 +270,11 @@ def test_evaluate_run_writes_every_file(evaluated_run):
     for name in expected[3:]:
         assert f"]({name})" in text
     assert "not** Inception-FID" in text
+    assert "## What each level controls" in text
+    assert "| level 2 (top) | " in text and "| level 1 (lowest) | " in text
+    assert "(40 base codes from the prior, each with the level's code redrawn 3 times)" in text
+    assert info["hierarchy"]["num_codes"] == 40 and len(info["hierarchy"]["shares"]) == 2
+    assert "what each level controls" in [name for name, _, _ in info["stages"]]
     # 100 samples in 10 columns of 28 + 2 pixels, plus the border, twice enlarged.
     assert Image.open(os.path.join(eval_dir, "samples.png")).size == (604, 604)
     assert info["model_kind"] == "keras" and info["epochs_trained"] == 2
@@ -265,6 +297,10 @@ def test_metrics_json_is_flat_numeric_and_documented(evaluated_run):
     # Grey blobs from an untrained decoder are far from digits; real digits are not.
     assert written["reference_frechet_distance_train_test"] < written["sample_frechet_distance"]
     assert written["sample_sharpness_ratio"] < 0.5
+    for level in (1, 2):
+        for name in ("thickness", "ink", "slant", "width", "height"):
+            assert written[f"level_{level}_share_{name}"] >= 0
+        assert 0 <= written[f"level_{level}_class_change_rate"] <= 1
 
 
 @pytest.mark.slow  # The export alone takes several seconds.
@@ -293,26 +329,43 @@ def test_compare_runs_writes_a_table_and_a_figure(evaluated_run, tiny_classifier
     other = make_run(str(tmp_path / "no-ssim"), ssim_weight=0.0)
     out_dir = str(tmp_path / "comparison")
     table, written_to = compare.compare_runs(
-        [run_dir, other], out_dir=out_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier
+        [run_dir, other],
+        out_dir=out_dir,
+        num_samples=NUM_SAMPLES,
+        classifier=tiny_classifier,
+        **HIERARCHY,
     )
     assert written_to == out_dir
     header = table.splitlines()[0]
     assert os.path.basename(run_dir) in header and "no-ssim" in header
     assert "| config: `ssim_weight` | 10.0 | 0.0 |" in table
     assert "`sample_frechet_distance` (lower)" in table
+    assert "| `level_2_share_slant` | " in table
+    # The untrained models' grey blobs may all get one class, which leaves identity undefined.
+    summaries = compare.comparison_table(
+        ["a", "b"], [{"hierarchy_summary": 0.5}, {"hierarchy_summary": -0.25}], [{}, {}]
+    )
+    assert "| `hierarchy_summary` (higher) | 0.5 | -0.25 |" in summaries
     for name in ("comparison.md", "comparison.png", "comparison.json"):
         assert os.path.getsize(os.path.join(out_dir, name)) > 0
     # An up-to-date eval/ is reused, not recomputed.
     metrics_path = os.path.join(other, "eval", "metrics.json")
     before = os.path.getmtime(metrics_path)
     compare.compare_runs(
-        [run_dir, other], out_dir=out_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier
+        [run_dir, other],
+        out_dir=out_dir,
+        num_samples=NUM_SAMPLES,
+        classifier=tiny_classifier,
+        **HIERARCHY,
     )
     assert os.path.getmtime(metrics_path) == before
     model_path = os.path.join(other, "model.keras")
-    assert compare._up_to_date(os.path.join(other, "eval"), model_path, NUM_SAMPLES, 0)
-    assert not compare._up_to_date(os.path.join(other, "eval"), model_path, 10_000, 0)
-    assert not compare._up_to_date(os.path.join(other, "eval"), model_path, NUM_SAMPLES, 1)
+    eval_dir = os.path.join(other, "eval")
+    assert compare._up_to_date(eval_dir, model_path, NUM_SAMPLES, 0, 40, 3)
+    assert not compare._up_to_date(eval_dir, model_path, 10_000, 0, 40, 3)
+    assert not compare._up_to_date(eval_dir, model_path, NUM_SAMPLES, 1, 40, 3)
+    assert not compare._up_to_date(eval_dir, model_path, NUM_SAMPLES, 0, 500, 3)
+    assert not compare._up_to_date(eval_dir, model_path, NUM_SAMPLES, 0, 40, 8)
     with pytest.raises(EvaluationError, match="at least two runs"):
         compare.compare_runs([run_dir])
 
@@ -340,11 +393,13 @@ def test_evaluate_py_end_to_end(tmp_path, tiny_classifier, bundled_digits):
             timeout=300,
         )
 
-    done = evaluate(run_dir, "--num-samples", "200")
+    done = evaluate(run_dir, "--num-samples", "200", "--hierarchy-codes", "20")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sample_frechet_distance" in done.stdout
     with open(os.path.join(run_dir, "eval", "metrics.json")) as file:
         assert json.load(file)["num_samples"] == 200
+    with open(os.path.join(run_dir, "eval", "info.json")) as file:
+        assert json.load(file)["hierarchy"]["num_codes"] == 20
 
 
 def test_evaluate_py_says_what_is_wrong_in_one_line(tmp_path, capsys):

@@ -9,11 +9,12 @@ import numpy as np
 from PIL import Image
 
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import figures, loading, report
+from ladder_vae.evaluation import figures, hierarchy, loading, report
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import (
     DEFAULT_NUM_SAMPLES,
     EVAL_DIR,
+    HIERARCHY_FILE,
     INFO_FILE,
     METRICS_FILE,
     SAMPLES_FILE,
@@ -41,6 +42,11 @@ PANELS = (
     ),
     ("sample_sharpness_ratio", "sample sharpness / real\n(near 1)", None),
     ("latent_mmd_joint", "MMD$^2$ of posterior means (all\nlevels) to the prior (lower)", None),
+    (
+        "hierarchy_summary",
+        "hierarchy summary (higher; 1 =\nidentity on the top level only)",
+        None,
+    ),
 )
 # Run settings shown in the table when they differ between the runs.
 CONFIG_KEYS = (
@@ -63,9 +69,10 @@ def default_out_dir(now=None):
     return os.path.join("runs", now.strftime("compare-%Y%m%d-%H%M%S"))
 
 
-def _up_to_date(eval_dir, model_path, num_samples, seed):
+def _up_to_date(eval_dir, model_path, num_samples, seed, hierarchy_codes, hierarchy_redraws):
     """Whether `eval_dir` holds an evaluation of `model_path`, newer than the model file, with
-    the same number of samples and seed."""
+    the same number of samples, seed and hierarchy measure (an evaluation made before
+    `evaluate.py` measured what each level controls has none: stale)."""
     metrics_path = os.path.join(eval_dir, METRICS_FILE)
     info_path = os.path.join(eval_dir, INFO_FILE)
     if not (os.path.isfile(metrics_path) and os.path.isfile(info_path)):
@@ -77,9 +84,12 @@ def _up_to_date(eval_dir, model_path, num_samples, seed):
             metrics = json.load(file)
     except (OSError, ValueError):
         return False
+    hierarchy = info.get("hierarchy") or {}
     return (
         info.get("model") == model_path
         and info.get("seed") == seed
+        and hierarchy.get("num_codes") == hierarchy_codes
+        and hierarchy.get("redraws") == hierarchy_redraws
         and metrics.get("num_samples") == num_samples
         and os.path.getmtime(metrics_path) >= os.path.getmtime(model_path)
     )
@@ -122,10 +132,14 @@ def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate
     )
     num_samples = evaluate_kwargs.get("num_samples", DEFAULT_NUM_SAMPLES)
     seed = evaluate_kwargs.get("seed", 0)
+    hierarchy_settings = (
+        evaluate_kwargs.get("hierarchy_codes", hierarchy.DEFAULT_NUM_CODES),
+        evaluate_kwargs.get("hierarchy_redraws", hierarchy.DEFAULT_REDRAWS),
+    )
     runs = []
     for (model_path, run_dir), path in zip(resolved, paths):
         eval_dir = os.path.join(run_dir, EVAL_DIR)
-        if force or not _up_to_date(eval_dir, model_path, num_samples, seed):
+        if force or not _up_to_date(eval_dir, model_path, num_samples, seed, *hierarchy_settings):
             logger.info("Evaluating %s", path)
             metrics, info = evaluate_run(model_path, checkpoint=checkpoint, **evaluate_kwargs)
         else:
@@ -154,18 +168,18 @@ def compare_runs(paths, out_dir=None, force=False, checkpoint="auto", **evaluate
             for label, (run_dir, metrics, _) in zip(labels, runs)
         },
     )
-    sample_grids = []
-    for run_dir, _, info in runs:
-        sample_path = os.path.join(run_dir, EVAL_DIR, SAMPLES_FILE)
-        sample_grids.append(
-            np.asarray(Image.open(sample_path)) if os.path.isfile(sample_path) else None
-        )
+
+    def image_of(run_dir, name):
+        path = os.path.join(run_dir, EVAL_DIR, name)
+        return np.asarray(Image.open(path)) if os.path.isfile(path) else None
+
     figures.comparison(
         labels,
         [metrics for _, metrics, _ in runs],
         PANELS,
-        sample_grids,
+        [image_of(run_dir, SAMPLES_FILE) for run_dir, _, _ in runs],
         os.path.join(out_dir, FIGURE_FILE),
+        hierarchy_images=[image_of(run_dir, HIERARCHY_FILE) for run_dir, _, _ in runs],
     )
     return table, out_dir
 

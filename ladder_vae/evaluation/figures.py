@@ -140,8 +140,9 @@ def loss_curves(history, path):
     return save_figure(figure, path)
 
 
-def comparison(labels, metrics, panels, sample_images, path):
-    """Bar charts of some metrics for several runs, and each run's sample grid below.
+def comparison(labels, metrics, panels, sample_images, path, hierarchy_images=None):
+    """Bar charts of some metrics for several runs, each run's sample grid below, and below
+    that each run's heat map of what each level controls.
 
     Args:
         labels: one short name per run.
@@ -149,11 +150,27 @@ def comparison(labels, metrics, panels, sample_images, path):
         panels: (key, title, reference_key or None) per bar chart; a reference (such as the
             real-data floor) is drawn as a dotted line per run.
         sample_images: one image array [H, W, C] (a sample grid) or None per run.
+        hierarchy_images: one image array (`hierarchy.png`) or None per run, or None.
     """
     num_runs = len(labels)
     colours = [f"C{index}" for index in range(num_runs)]
-    figure = Figure(figsize=(max(3.0 * len(panels), 4.0 * num_runs), 8.5), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.5))
+    with_hierarchy = hierarchy_images is not None and any(
+        image is not None for image in hierarchy_images
+    )
+    width = max(3.0 * len(panels), (9.0 if with_hierarchy else 4.0) * num_runs)
+    if with_hierarchy:
+        figure = Figure(figsize=(width, 11.0), layout="constrained")
+        top, bottom, lowest = figure.subfigures(3, 1, height_ratios=(1.0, 1.5, 0.9))
+        for axes, label, image, colour in zip(
+            np.atleast_1d(lowest.subplots(1, num_runs)), labels, hierarchy_images, colours
+        ):
+            axes.set_axis_off()
+            axes.set_title(f"{label}: what each level controls", fontsize=10, color=colour)
+            if image is not None:
+                axes.imshow(image, interpolation="nearest")
+    else:
+        figure = Figure(figsize=(width, 8.5), layout="constrained")
+        top, bottom = figure.subfigures(2, 1, height_ratios=(1.0, 1.5))
     for axes, (key, title, reference) in zip(np.atleast_1d(top.subplots(1, len(panels))), panels):
         values = [run.get(key, np.nan) for run in metrics]
         bars = axes.bar(range(num_runs), values, color=colours)
@@ -175,3 +192,71 @@ def comparison(labels, metrics, panels, sample_images, path):
         if image is not None:
             axes.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
     return save_figure(figure, path)
+
+
+def level_name(level, num_levels):
+    """`level 1 (lowest)` ... `level L (top)`, 1-based."""
+    if num_levels > 1 and level == 1:
+        return "level 1 (lowest)"
+    if level == num_levels:
+        return f"level {level} (top)"
+    return f"level {level}"
+
+
+def hierarchy_heatmap(shares, attributes, path, class_change_rates=None, summary=None):
+    """Writes `hierarchy_figure` as a PNG."""
+    return save_figure(hierarchy_figure(shares, attributes, class_change_rates, summary), path)
+
+
+def hierarchy_figure(shares, attributes, class_change_rates=None, summary=None):
+    """The level x attribute table of `hierarchy.level_factor_shares` as a heat map.
+
+    One row per level, the top level at the top; each cell shows its share (0 = redrawing the
+    level alone leaves the attribute as it is, 1 = moves it as much as a new sample) in a colour
+    from white (0) to dark blue (1 and above). The rate at which a redraw changes the predicted
+    class, when given, is written at the end of each row.
+
+    Args:
+        shares: array [L, A], row 0 = level 1.
+        attributes: the A column names.
+        class_change_rates: array [L] or None.
+        summary: the hierarchy summary (for the title) or None.
+    """
+    shares = np.asarray(shares, np.float64)
+    num_levels, num_attributes = shares.shape
+    shown = shares[::-1]
+    height = 1.0 + 0.6 * num_levels
+    figure = Figure(figsize=(1.2 + 1.05 * num_attributes + 1.6, height))
+    axes = figure.add_axes((0.17, 0.35 / height, 0.62, 1 - 0.95 / height))
+    axes.imshow(
+        np.nan_to_num(shown, nan=0.0), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto"
+    )
+    for row in range(num_levels):
+        for column in range(num_attributes):
+            value = shown[row, column]
+            text = "n/a" if not np.isfinite(value) else f"{value:.2f}"
+            colour = "white" if np.isfinite(value) and value > 0.55 else "black"
+            axes.text(column, row, text, ha="center", va="center", fontsize=10, color=colour)
+        if class_change_rates is not None:
+            rate = class_change_rates[num_levels - 1 - row]
+            axes.text(
+                num_attributes - 0.4, row, f"class changes\nin {rate:.1%} of redraws",
+                ha="left", va="center", fontsize=8,
+            )
+    if attributes[0] == "identity":
+        # Identity is a share of class disagreement, the others of variance: set apart.
+        axes.axvline(0.5, color="black", linewidth=1.5)
+    axes.set_xticks(range(num_attributes), attributes, fontsize=9)
+    axes.set_yticks(
+        range(num_levels),
+        [level_name(level, num_levels) for level in range(num_levels, 0, -1)],
+        fontsize=9,
+    )
+    axes.tick_params(length=0)
+    title = "share of each attribute's variation moved by redrawing one level alone\n" + (
+        "(0 = not at all, 1 = as much as a whole new sample)"
+    )
+    if summary is not None and np.isfinite(summary):
+        title += f"; hierarchy summary {summary:.2f}"
+    figure.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
+    return figure

@@ -58,6 +58,46 @@ METRICS = (
         "mean posterior standard deviation of level i (.keras models only)",
     ),
     ("level_{i}_mmd", "lower", "MMD^2 between level i's posterior means and N(0, I)"),
+    # What each level controls (ladder_vae/evaluation/hierarchy.py).
+    (
+        "level_{i}_share_identity",
+        "",
+        "probability that two images differing only in level i's code are classified as "
+        "different digits, over that probability for two independent prior samples",
+    ),
+    (
+        "level_{i}_share_thickness",
+        "",
+        "mean variance of the stroke thickness (2 mass / total variation, pixels) when only "
+        "level i's code is redrawn, over its variance across independent prior samples",
+    ),
+    (
+        "level_{i}_share_ink",
+        "",
+        "the same share for the ink (sum of pixel intensities)",
+    ),
+    (
+        "level_{i}_share_slant",
+        "",
+        "the same share for the slant (-mu11/mu02 of the image moments; > 0 leans right)",
+    ),
+    (
+        "level_{i}_share_width",
+        "",
+        "the same share for the width once the slant is removed (from the image moments)",
+    ),
+    ("level_{i}_share_height", "", "the same share for the height (from the image moments)"),
+    (
+        "level_{i}_class_change_rate",
+        "",
+        "fraction of redraws of level i alone that change the predicted class of the image",
+    ),
+    (
+        "hierarchy_summary",
+        "higher",
+        "identity share of the top level minus the largest identity share of any other level: "
+        "1 when only the top level decides the digit",
+    ),
     # Samples from the prior.
     (
         "sample_frechet_distance",
@@ -117,6 +157,7 @@ HEADLINE = (
     "sample_class_entropy",
     "sample_sharpness_ratio",
     "classifier_test_accuracy",
+    "hierarchy_summary",
 )
 
 
@@ -161,6 +202,66 @@ def _metric_rows(metrics, keys):
             arrow = {"lower": "lower", "higher": "higher", "1": "near 1"}.get(better, "")
             rows.append((f"`{key}`", format_value(metrics[key]), arrow, meaning))
     return rows
+
+
+def _hierarchy_section(metrics, num_levels, settings):
+    """Lines of the report's level x attribute table of shares (`hierarchy.py`), or a line that
+    says the evaluation has none."""
+    attributes = []
+    for key in metrics:
+        match = re.fullmatch(r"level_1_share_(\w+)", key)
+        if match:
+            attributes.append(match.group(1))
+    if not attributes:
+        return ["(not measured in this evaluation)", ""]
+    # hierarchy.py's order: identity, then the image attributes.
+    order = ("identity", "thickness", "ink", "slant", "width", "height")
+    attributes.sort(key=lambda name: order.index(name) if name in order else len(order))
+    rows = []
+    for level in range(num_levels, 0, -1):
+        name = f"level {level}" + (
+            " (top)" if level == num_levels else " (lowest)" if level == 1 else ""
+        )
+        # Two decimals: the shares' spread between seeds is about 0.01-0.06 at the default size.
+        cells = [
+            f"{metrics[f'level_{level}_share_{attribute}']:.2f}"
+            if f"level_{level}_share_{attribute}" in metrics
+            else "n/a"
+            for attribute in attributes
+        ]
+        rate = metrics.get(f"level_{level}_class_change_rate")
+        rows.append([name] + cells + ["n/a" if rate is None else f"{rate:.1%}"])
+    how = (
+        f" ({settings['num_codes']} base codes from the prior, each with the level's code "
+        f"redrawn {settings['redraws']} times)"
+        if "num_codes" in settings
+        else ""
+    )
+    lines = [
+        "Each cell is the share of an attribute's variation that redrawing one level's code "
+        f"alone, the other levels held, moves{how}: the mean variance within such groups over "
+        "the variance across as many independent prior samples. 0 = the level does not move "
+        "the attribute, 1 = it moves it as much as drawing a whole new sample; shares of "
+        "different levels need not add up to 1. Identity is the share of class disagreement: "
+        "the probability that two images of a group are classified as different digits, over "
+        "that probability for two independent samples. The last column is how often a redraw "
+        "changes the predicted class of the image it started from. A clean ladder (Zhao et "
+        "al. 2017, Fig. 4) has identity on the top level alone and stroke thickness on the "
+        "lowest.",
+        "",
+        markdown_table(
+            ["level"] + [f"{name} share" for name in attributes] + ["class changes"], rows
+        ),
+        "",
+    ]
+    if "hierarchy_summary" in metrics:
+        lines += [
+            f"`hierarchy_summary` = {format_value(metrics['hierarchy_summary'])}: identity "
+            "share of the top level minus the largest of the other levels (1 = only the top "
+            "level decides the digit).",
+            "",
+        ]
+    return lines
 
 
 def write_report(path, metrics, info, figures):
@@ -242,6 +343,9 @@ def write_report(path, metrics, info, figures):
             ),
         ),
         "",
+        "## What each level controls",
+        "",
+        *_hierarchy_section(metrics, num_levels, info.get("hierarchy") or {}),
         "## Real-data references",
         "",
         markdown_table(

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from ladder_vae import classifier as classifier_lib
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import figures, loading, metrics, report
+from ladder_vae.evaluation import figures, hierarchy, loading, metrics, report
 from ladder_vae.evaluation.loading import EvaluationError
 
 logger = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ METRICS_FILE = "metrics.json"
 INFO_FILE = "info.json"
 REPORT_FILE = "report.md"
 SAMPLES_FILE = "samples.png"
+HIERARCHY_FILE = "hierarchy.png"
 DEFAULT_NUM_SAMPLES = 10_000
 DEFAULT_BATCH_SIZE = 500
 
@@ -74,6 +75,8 @@ def evaluate_run(
     seed=0,
     classifier=None,
     classifier_dir=None,
+    hierarchy_codes=hierarchy.DEFAULT_NUM_CODES,
+    hierarchy_redraws=hierarchy.DEFAULT_REDRAWS,
 ):
     """Evaluates a run directory, `.keras` file or SavedModel, and writes its `eval/` directory.
 
@@ -91,6 +94,9 @@ def evaluate_run(
             here.
         classifier_dir: the classifier cache (default `$LADDER_VAE_CACHE` or
             `~/.cache/ladder_vae`).
+        hierarchy_codes, hierarchy_redraws: base codes per level, and redraws of the level per
+            base code, of the measure of what each level controls
+            (`hierarchy.level_factor_shares`).
 
     Returns:
         (metrics, info): the dict written to metrics.json, and the one written to info.json
@@ -98,6 +104,11 @@ def evaluate_run(
     """
     if num_samples < 2:
         raise EvaluationError(f"--num-samples must be at least 2. Received: {num_samples}")
+    if hierarchy_codes < 2 or hierarchy_redraws < 2:
+        raise EvaluationError(
+            "--hierarchy-codes and --hierarchy-redraws must be at least 2. Received: "
+            f"{hierarchy_codes} and {hierarchy_redraws}"
+        )
     timer = _Timer()
     with timer.stage("load model"):
         model_path, run_dir = loading.resolve(path, checkpoint)
@@ -221,6 +232,18 @@ def evaluate_run(
         results["num_test_images"] = int(len(test_images))
         results["num_samples"] = int(num_samples)
 
+    with timer.stage("what each level controls"):
+        level_factors = hierarchy.level_factor_shares(
+            lambda codes: vae.decode(codes, batch_size),
+            vae.latent_dims,
+            lambda images: np.argmax(classifier_outputs(images, batch_size)[1], axis=1),
+            num_codes=hierarchy_codes,
+            redraws=hierarchy_redraws,
+            seed=seed,
+            batch_size=batch_size,
+        )
+        results.update(level_factors.metrics())
+
     with timer.stage("figures"):
         written = [(SAMPLES_FILE, f"{min(100, num_samples)} samples from the prior")]
         figures.sample_grid(samples[:100], os.path.join(out_dir, SAMPLES_FILE))
@@ -235,6 +258,14 @@ def evaluate_run(
                 vae.decode(codes, batch_size), level, vae.latent_dims, os.path.join(out_dir, name)
             )
             written.append((name, f"traversal of level {level + 1}"))
+        written.append((HIERARCHY_FILE, "what each level controls"))
+        figures.hierarchy_heatmap(
+            level_factors.shares,
+            level_factors.attributes,
+            os.path.join(out_dir, HIERARCHY_FILE),
+            level_factors.class_change_rates,
+            level_factors.hierarchy_summary,
+        )
         history = loading.read_history(run_dir)
         if history is not None:
             figures.loss_curves(history, os.path.join(out_dir, "loss_curves.png"))
@@ -252,6 +283,16 @@ def evaluate_run(
         "classifier": classifier_info,
         "epochs_trained": None if history is None else len(next(iter(history.values()))),
         "seed": seed,
+        "hierarchy": {
+            "num_codes": hierarchy_codes,
+            "redraws": hierarchy_redraws,
+            "independent_class_difference": level_factors.independent_class_difference,
+            "attributes": list(level_factors.attributes),
+            "shares": [
+                [value if np.isfinite(value) else None for value in row]
+                for row in level_factors.shares.tolist()
+            ],
+        },
         "figures": [name for name, _ in written],
         "stages": timer.seconds,
     }
