@@ -25,14 +25,14 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 64
     learning_rate: float = 1e-3
-    latent_dims: tuple = (2, 2, 2)
+    latent_dims: tuple = (2, 2, 4)
     base_filters: int = 32
     reconstruction_sigma: float = 1.0
     mmd_weight: float = 30.0
     ssim_weight: float = 10.0
     mmd_per_level: bool = False
     level_input: str = "modulated"
-    level_resample: float = 0.25
+    level_resample: float = 0.0
     seed: int = 0
     # Callbacks.
     early_stopping_patience: int = 20

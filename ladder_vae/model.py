@@ -62,14 +62,14 @@ class LadderVAE(keras.Model):
     def __init__(
         self,
         image_shape=(28, 28, 1),
-        latent_dims=(2, 2, 2),
+        latent_dims=(2, 2, 4),
         base_filters=32,
         reconstruction_sigma=1.0,
         mmd_weight=30.0,
         ssim_weight=10.0,
         mmd_per_level=False,
         level_input="modulated",
-        level_resample=0.25,
+        level_resample=0.0,
         seed=None,
         **kwargs,
     ):
@@ -125,11 +125,15 @@ class LadderVAE(keras.Model):
             keras.layers.Dense(dim, activation="softplus", name=f"scale_{level + 1}")
             for level, dim in enumerate(latent_dims)
         ]
-        if self.level_input == "modulated":
-            self.latent_projections = [self._latent_projection(self.num_levels - 1)]
+        top = self.num_levels - 1
+        if self.level_input == "modulated" and top > 0:
+            # decoder_blocks[k - 1] upsamples to feature_sizes[k], as in the concatenated
+            # decoder; below the plain block under the top, each is modulated by z_{k+1}.
+            self.latent_projections = [self._latent_projection(top)]
             self.decoder_blocks = [
-                self._modulated_decoder_block(level) for level in range(self.num_levels - 1)
-            ] + [self._decoder_block(self.num_levels - 1)]
+                self._modulated_block(stage) for stage in range(1, top)
+            ] + [self._decoder_block(top - 1), self._decoder_block(top)]
+            self.output_block = self._modulated_block(0)
         else:
             self.latent_projections = [
                 self._latent_projection(level) for level in range(self.num_levels)
@@ -137,7 +141,7 @@ class LadderVAE(keras.Model):
             self.decoder_blocks = [
                 self._decoder_block(level) for level in range(self.num_levels)
             ]
-        self.output_block = self._output_block()
+            self.output_block = self._output_block()
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -226,34 +230,40 @@ class LadderVAE(keras.Model):
             name=f"decoder_{level + 1}",
         )
 
-    def _modulated_decoder_block(self, level):
-        """f_{level+1} below the top, under "modulated": from z~_{level+2} to z~_{level+1}, an
-        upsampling and a convolution, each modulated by z_{level+1}."""
-        filters = self.level_filters[level]
-        (height, width), (low_height, low_width) = (
-            self.feature_sizes[level + 1],
-            self.feature_sizes[level + 2],
-        )
+    def _modulated_block(self, stage):
+        """Under "modulated", the upsampling to the resolution of h_stage (the image for 0),
+        modulated by z_{stage+1}: the resolution that g_{stage+1} reads z_{stage+1} from.
+
+        Returns the layers in order: a modulated upsampling, its crop, then a modulated
+        convolution (stage >= 1) or the output convolution (stage 0).
+        """
+        filters = self.level_filters[max(stage - 1, 0)]
+        (height, width), (low_height, low_width) = self.feature_sizes[stage : stage + 2]
         synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
-        return [
+        layers = [
             ModulatedConv(
                 filters, 4, strides=2, transpose=True, synchronized=synchronized,
-                name=f"decoder_{level + 1}_upsample",
+                name=f"decoder_{stage}_upsample",
             ),
             keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width))),
-            ModulatedConv(filters, 3, synchronized=synchronized, name=f"decoder_{level + 1}_conv"),
         ]
+        if stage == 0:
+            return layers + [self._output_convolution()]
+        return layers + [
+            ModulatedConv(filters, 3, synchronized=synchronized, name=f"decoder_{stage}_conv")
+        ]
+
+    def _output_convolution(self):
+        # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
+        return keras.layers.Conv2D(
+            self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32",
+            name="output",
+        )
 
     def _output_block(self):
         """f_0: from z~_1 to the image mean in [0, 1]."""
         return keras.Sequential(
-            self._upsample(self.level_filters[0], 0)
-            # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
-            + [
-                keras.layers.Conv2D(
-                    self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32"
-                )
-            ],
+            self._upsample(self.level_filters[0], 0) + [self._output_convolution()],
             name="decoder_0",
         )
 
@@ -304,16 +314,21 @@ class LadderVAE(keras.Model):
         features = self.decoder_blocks[top](
             self.latent_projections[-1](codes[top], training=training), training=training
         )
-        for level in reversed(range(top)):
-            if self.level_input == "modulated":
-                upsample, crop, convolution = self.decoder_blocks[level]
-                features = upsample(features, codes[level], training=training)
-                features = convolution(crop(features), codes[level], training=training)
-            else:
+        if self.level_input == "concatenated" or top == 0:
+            for level in reversed(range(top)):
                 projected = self.latent_projections[level](codes[level], training=training)
                 features = keras.ops.concatenate([features, projected], axis=-1)
                 features = self.decoder_blocks[level](features, training=training)
-        return self.output_block(features, training=training)
+            return self.output_block(features, training=training)
+        features = self.decoder_blocks[top - 1](features, training=training)
+        for stage in reversed(range(top)):
+            upsample, crop, convolution = (
+                self.output_block if stage == 0 else self.decoder_blocks[stage - 1]
+            )
+            features = crop(upsample(features, codes[stage], training=training))
+            if stage == 0:
+                return convolution(features)
+            features = convolution(features, codes[stage], training=training)
 
     def reparameterize(self, posteriors, seed=None):
         """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I).
