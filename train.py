@@ -96,7 +96,7 @@ def parse_args(argv=None):
         type=latent_dims,
         default=DEFAULTS.latent_dims,
         help="latent size of each ladder level, lowest first; its length is the number of "
-        "levels (default: 2,2,2)",
+        "levels (default: 2,2,4)",
     )
     model.add_argument(
         "--base-filters",
@@ -127,6 +127,23 @@ def parse_args(argv=None):
         action="store_true",
         help="one MMD per ladder level, as the official VLAE code, instead of one over the "
         "concatenated code",
+    )
+    model.add_argument(
+        "--level-input",
+        choices=["modulated", "concatenated"],
+        default=DEFAULTS.level_input,
+        help="how a level below the top enters the decoder: 'modulated' scales and shifts the "
+        "channels of its decoder block (each level keeps its own kind of factor), "
+        "'concatenated' adds a feature map projected from the code, as in the official VLAE "
+        "code (default: %(default)s)",
+    )
+    model.add_argument(
+        "--level-resample",
+        type=non_negative_float,
+        default=DEFAULTS.level_resample,
+        help="probability of replacing, in a training step, an image's code of a level below "
+        "the top by a prior draw, so that identity moves to the top level and each lower level "
+        "keeps to style; 0 turns it off (default: %(default)s)",
     )
 
     training = parser.add_argument_group("training")

@@ -35,12 +35,14 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 64
     learning_rate: float = 1e-3
-    latent_dims: tuple = (2, 2, 2)
+    latent_dims: tuple = (2, 2, 4)
     base_filters: int = 32
     reconstruction_sigma: float = 1.0
     mmd_weight: float = 30.0
     ssim_weight: float = 10.0
     mmd_per_level: bool = False
+    level_input: str = "modulated"
+    level_resample: float = 0.0
     seed: int = 0
     # Callbacks.
     early_stopping_patience: int = 20
@@ -111,6 +113,16 @@ class TrainConfig:
                 f"--warmup-epochs {self.warmup_epochs} leaves no epoch for the cosine decay of "
                 f"--epochs {self.epochs}; use fewer warm-up epochs"
             )
+        if not _finite(self.level_resample) or not 0 <= self.level_resample < 1:
+            raise ConfigError(
+                f"--level-resample must be a probability in [0, 1). "
+                f"Received: {self.level_resample!r}"
+            )
+        if self.level_input not in ("modulated", "concatenated"):
+            raise ConfigError(
+                "--level-input must be 'modulated' or 'concatenated'. "
+                f"Received: {self.level_input!r}"
+            )
         if self.strategy not in ("default", "mirrored", "multiworker"):
             raise ConfigError(
                 "--strategy must be 'default', 'mirrored' or 'multiworker'. "
@@ -128,6 +140,8 @@ class TrainConfig:
             "mmd_weight": self.mmd_weight,
             "ssim_weight": self.ssim_weight,
             "mmd_per_level": self.mmd_per_level,
+            "level_input": self.level_input,
+            "level_resample": self.level_resample,
             "seed": self.seed,
         }
 

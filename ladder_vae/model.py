@@ -6,9 +6,13 @@ import keras
 import tensorflow as tf
 
 from ladder_vae import losses
+from ladder_vae.layers import ModulatedConv
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
 MIN_SCALE = 1e-4
+
+# How the code of a level below the top enters the decoder (`level_input`).
+LEVEL_INPUTS = ("modulated", "concatenated")
 
 
 @keras.saving.register_keras_serializable(package="ladder_vae")
@@ -21,8 +25,17 @@ class LadderVAE(keras.Model):
     `base_filters * 2**(i - 1)` filters, so higher, more abstract levels get more capacity.
     Generation, with the prior p(z_i) = N(0, I):
         z~_L = f_L(z_L),  z~_j = f_j([z~_{j+1} : z_j]),  x_mean = f_0(z~_1)  in [0, 1].
-    Each f_j mirrors g_j with a transposed convolution; z_j enters through a dense projection to
-    the feature map it is concatenated with.
+    Each f_j mirrors g_j with a transposed convolution. The top code z_L enters through a dense
+    projection to the feature map of h_L: it lays out the digit. A lower code z_j enters f_j by
+    `level_input`:
+    - "modulated" (default): z_j scales and shifts every channel of f_j's two convolutions
+      (`ModulatedConv`, FiLM), the same at every position. It can restyle the strokes that the
+      levels above drew but cannot draw new ones, so identity stays at the top and z_j takes the
+      factors that f_j's resolution controls: stroke thickness at the lowest level, slant and
+      width above it, as in the paper's Fig. 4.
+    - "concatenated": z_j goes through a dense projection to a feature map that is concatenated
+      with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
+      whole digit from z_j, so the levels share identity.
 
     The model owns its objective (see `ladder_vae.losses`):
         reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
@@ -39,18 +52,24 @@ class LadderVAE(keras.Model):
         mmd_per_level: one MMD per level (True, as the official VLAE code) or one over the
             concatenated code (False, the default: it also asks the levels to be independent,
             as under the factorised prior, and measured better; see README "Choices").
+        level_input: "modulated" or "concatenated", see above.
+        level_resample: probability with which, in each training step, each image's code of
+            each level below the top is replaced by a fresh prior draw before decoding (see
+            `resample_levels`); 0 turns it off.
         seed: seed of the reparameterisation and prior noise drawn during training.
     """
 
     def __init__(
         self,
         image_shape=(28, 28, 1),
-        latent_dims=(2, 2, 2),
+        latent_dims=(2, 2, 4),
         base_filters=32,
         reconstruction_sigma=1.0,
         mmd_weight=30.0,
         ssim_weight=10.0,
         mmd_per_level=False,
+        level_input="modulated",
+        level_resample=0.0,
         seed=None,
         **kwargs,
     ):
@@ -67,6 +86,11 @@ class LadderVAE(keras.Model):
                 "`latent_dims` must list at least one positive size per level. "
                 f"Received: latent_dims={latent_dims}"
             )
+        if level_input not in LEVEL_INPUTS:
+            raise ValueError(
+                f"`level_input` must be one of {LEVEL_INPUTS}. "
+                f"Received: level_input={level_input!r}"
+            )
         self.image_shape = image_shape
         self.latent_dims = latent_dims
         self.base_filters = int(base_filters)
@@ -74,6 +98,13 @@ class LadderVAE(keras.Model):
         self.mmd_weight = float(mmd_weight)
         self.ssim_weight = float(ssim_weight)
         self.mmd_per_level = bool(mmd_per_level)
+        self.level_input = level_input
+        self.level_resample = float(level_resample)
+        if not 0.0 <= self.level_resample < 1.0:
+            raise ValueError(
+                "`level_resample` must be a probability in [0, 1). "
+                f"Received: level_resample={level_resample!r}"
+            )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -94,11 +125,23 @@ class LadderVAE(keras.Model):
             keras.layers.Dense(dim, activation="softplus", name=f"scale_{level + 1}")
             for level, dim in enumerate(latent_dims)
         ]
-        self.latent_projections = [
-            self._latent_projection(level) for level in range(self.num_levels)
-        ]
-        self.decoder_blocks = [self._decoder_block(level) for level in range(self.num_levels)]
-        self.output_block = self._output_block()
+        top = self.num_levels - 1
+        if self.level_input == "modulated" and top > 0:
+            # decoder_blocks[k - 1] upsamples to feature_sizes[k], as in the concatenated
+            # decoder; below the plain block under the top, each is modulated by z_{k+1}.
+            self.latent_projections = [self._latent_projection(top)]
+            self.decoder_blocks = [
+                self._modulated_block(stage) for stage in range(1, top)
+            ] + [self._decoder_block(top - 1), self._decoder_block(top)]
+            self.output_block = self._modulated_block(0)
+        else:
+            self.latent_projections = [
+                self._latent_projection(level) for level in range(self.num_levels)
+            ]
+            self.decoder_blocks = [
+                self._decoder_block(level) for level in range(self.num_levels)
+            ]
+            self.output_block = self._output_block()
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -187,16 +230,40 @@ class LadderVAE(keras.Model):
             name=f"decoder_{level + 1}",
         )
 
+    def _modulated_block(self, stage):
+        """Under "modulated", the upsampling to the resolution of h_stage (the image for 0),
+        modulated by z_{stage+1}: the resolution that g_{stage+1} reads z_{stage+1} from.
+
+        Returns the layers in order: a modulated upsampling, its crop, then a modulated
+        convolution (stage >= 1) or the output convolution (stage 0).
+        """
+        filters = self.level_filters[max(stage - 1, 0)]
+        (height, width), (low_height, low_width) = self.feature_sizes[stage : stage + 2]
+        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+        layers = [
+            ModulatedConv(
+                filters, 4, strides=2, transpose=True, synchronized=synchronized,
+                name=f"decoder_{stage}_upsample",
+            ),
+            keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width))),
+        ]
+        if stage == 0:
+            return layers + [self._output_convolution()]
+        return layers + [
+            ModulatedConv(filters, 3, synchronized=synchronized, name=f"decoder_{stage}_conv")
+        ]
+
+    def _output_convolution(self):
+        # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
+        return keras.layers.Conv2D(
+            self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32",
+            name="output",
+        )
+
     def _output_block(self):
         """f_0: from z~_1 to the image mean in [0, 1]."""
         return keras.Sequential(
-            self._upsample(self.level_filters[0], 0)
-            # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
-            + [
-                keras.layers.Conv2D(
-                    self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32"
-                )
-            ],
+            self._upsample(self.level_filters[0], 0) + [self._output_convolution()],
             name="decoder_0",
         )
 
@@ -243,36 +310,81 @@ class LadderVAE(keras.Model):
                 f"`decode` needs one code per level ({self.num_levels}). "
                 f"Received: {len(codes)} codes"
             )
-        features = None
-        for level in reversed(range(self.num_levels)):
-            projected = self.latent_projections[level](codes[level], training=training)
-            if features is not None:
-                projected = keras.ops.concatenate([features, projected], axis=-1)
-            features = self.decoder_blocks[level](projected, training=training)
-        return self.output_block(features, training=training)
+        top = self.num_levels - 1
+        features = self.decoder_blocks[top](
+            self.latent_projections[-1](codes[top], training=training), training=training
+        )
+        if self.level_input == "concatenated" or top == 0:
+            for level in reversed(range(top)):
+                projected = self.latent_projections[level](codes[level], training=training)
+                features = keras.ops.concatenate([features, projected], axis=-1)
+                features = self.decoder_blocks[level](features, training=training)
+            return self.output_block(features, training=training)
+        features = self.decoder_blocks[top - 1](features, training=training)
+        for stage in reversed(range(top)):
+            upsample, crop, convolution = (
+                self.output_block if stage == 0 else self.decoder_blocks[stage - 1]
+            )
+            features = crop(upsample(features, codes[stage], training=training))
+            if stage == 0:
+                return convolution(features)
+            features = convolution(features, codes[stage], training=training)
 
     def reparameterize(self, posteriors, seed=None):
         """One draw z_i = mu_i + sigma_i * eps per level, eps ~ N(0, I).
 
         The noise of all levels is one draw, split per level: with an int seed, separate draws
         would give levels of equal size the same eps.
+        """
+        means = keras.ops.concatenate([mean for mean, _ in posteriors], axis=-1)
+        scales = keras.ops.concatenate([scale for _, scale in posteriors], axis=-1)
+        batch_size, width = keras.ops.shape(means)[0], means.shape[-1]
+        noise = self._draw_rows(keras.random.normal, batch_size, width, means.dtype, seed)
+        return self.split_levels(means + scales * noise)
 
-        Under a multi-replica strategy every replica would draw the same eps from the shared
-        seed; each draws eps for the global batch instead and keeps its own rows, which are
+    def resample_levels(self, codes, seed=None):
+        """Each image's code of each level below the top, replaced by a prior draw with
+        probability `level_resample`; the top level's code is kept.
+
+        This is the information cost that makes each level hold its own kind of factor. The MMD
+        term matches q(z) to p(z) but costs nothing per image, so a lower level may carry the
+        digit's identity as well as the top one does. When a lower code is redrawn, whatever it
+        carried is lost: a lower level holding identity makes the decoder draw the wrong digit
+        (a large reconstruction error), one holding style makes it draw the right digit in
+        another style (a small one). So identity moves to the top, and the decoder learns to
+        draw the same digit for any lower code, which is what a traversal of a lower level shows.
+        Used in training steps only; the MMD term sees the codes before resampling.
+        """
+        if self.level_resample == 0.0 or self.num_levels == 1:
+            return codes
+        batch_size = keras.ops.shape(codes[0])[0]
+        dtype = codes[0].dtype
+        lower_levels = self.num_levels - 1
+        replace = (
+            self._draw_rows(keras.random.uniform, batch_size, lower_levels, dtype, seed)
+            < self.level_resample
+        )
+        prior = self.split_levels(
+            self._draw_rows(keras.random.normal, batch_size, sum(self.latent_dims), dtype, seed)
+        )
+        return [
+            keras.ops.where(replace[:, level : level + 1], prior[level], codes[level])
+            for level in range(lower_levels)
+        ] + [codes[-1]]
+
+    def _draw_rows(self, sampler, batch_size, width, dtype, seed=None):
+        """A [batch_size, width] draw of `sampler` (keras.random.normal or uniform).
+
+        Under a multi-replica strategy every replica would draw the same values from the shared
+        seed; each draws for the global batch instead and keeps its own rows, which are
         independent across replicas and equal to what one device draws.
         """
         seed = self.seed_generator if seed is None else seed
-        means = keras.ops.concatenate([mean for mean, _ in posteriors], axis=-1)
-        scales = keras.ops.concatenate([scale for _, scale in posteriors], axis=-1)
-        rows = _replica_rows(keras.ops.shape(means)[0])
+        rows = _replica_rows(batch_size)
         if rows is None:
-            noise = keras.random.normal(keras.ops.shape(means), seed=seed, dtype=means.dtype)
-        else:
-            start, stop, global_size = rows
-            noise = keras.random.normal(
-                (global_size, means.shape[-1]), seed=seed, dtype=means.dtype
-            )[start:stop]
-        return self.split_levels(means + scales * noise)
+            return sampler((batch_size, width), seed=seed, dtype=dtype)
+        start, stop, global_size = rows
+        return sampler((global_size, width), seed=seed, dtype=dtype)[start:stop]
 
     def prior_sample(self, num_samples, seed=None, dtype="float32"):
         """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level.
@@ -311,7 +423,8 @@ class LadderVAE(keras.Model):
         """
         posteriors = self.encode(images, training=training)
         codes = self.reparameterize(posteriors)
-        reconstructions = self.decode(codes, training=training)
+        decoded_codes = self.resample_levels(codes) if training else codes
+        reconstructions = self.decode(decoded_codes, training=training)
         # MMD compares two samples, and one replica's share of the batch is a noisier sample of
         # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
         # replica the exact gradient of its rows) and compared with one prior draw of the global
@@ -365,10 +478,18 @@ class LadderVAE(keras.Model):
                 "mmd_weight": self.mmd_weight,
                 "ssim_weight": self.ssim_weight,
                 "mmd_per_level": self.mmd_per_level,
+                "level_input": self.level_input,
+                "level_resample": self.level_resample,
                 "seed": self.seed,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Models saved before these options existed were all "concatenated", without resampling.
+        config = {"level_input": "concatenated", "level_resample": 0.0, **config}
+        return cls(**config)
 
 
 def _multi_replica_context():

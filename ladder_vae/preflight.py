@@ -29,7 +29,7 @@ BACKUP_STATE_FILE = "state.json"
 # `export.SAVED_MODEL_DIR`, the SavedModel that ends a run (export imports TensorFlow).
 SAVED_MODEL_DIR = "saved_model"
 # Settings that shape the model's weights: a run can only be resumed with the same values.
-ARCHITECTURE_FIELDS = ("latent_dims", "base_filters")
+ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
 
 
 def check_run(config):

@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from ladder_vae.model import LadderVAE
+from ladder_vae.layers import ModulatedConv
+from ladder_vae.model import LEVEL_INPUTS, LadderVAE
 from tests import ssim_reference
 
 SMALL = dict(base_filters=8, seed=1)
@@ -107,6 +108,7 @@ def test_config_round_trip():
         mmd_weight=2.5,
         ssim_weight=0.0,
         mmd_per_level=False,
+        level_input="concatenated",
         seed=3,
     )
     config = model.get_config()
@@ -115,10 +117,52 @@ def test_config_round_trip():
     for name in ("image_shape", "latent_dims", "base_filters", "reconstruction_sigma"):
         assert getattr(restored, name) == getattr(model, name)
     assert (restored.mmd_weight, restored.ssim_weight, restored.mmd_per_level) == (2.5, 0.0, False)
+    assert restored.level_input == "concatenated"
 
 
-def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch):
-    model = LadderVAE(latent_dims=(2, 3), mmd_weight=2.5, **SMALL)
+def test_models_saved_before_level_input_existed_load_as_concatenated():
+    config = LadderVAE(**SMALL).get_config()
+    del config["level_input"]
+    assert LadderVAE.from_config(config).level_input == "concatenated"
+    assert LadderVAE(**SMALL).level_input == "modulated"
+    with pytest.raises(ValueError, match="level_input"):
+        LadderVAE(level_input="gated", **SMALL)
+
+
+@pytest.mark.parametrize("level_input", LEVEL_INPUTS)
+def test_every_level_reaches_the_image(level_input):
+    model = LadderVAE(level_input=level_input, **SMALL)
+    codes = [keras.ops.convert_to_numpy(z) for z in model.prior_sample(4, seed=0)]
+    base = keras.ops.convert_to_numpy(model.decode(codes))
+    for level in range(model.num_levels):
+        moved = list(codes)
+        moved[level] = moved[level] + 3.0
+        changed = keras.ops.convert_to_numpy(model.decode(moved))
+        assert np.abs(changed - base).max() > 1e-5, f"level {level + 1} does not reach the image"
+
+
+def test_modulation_scales_and_shifts_each_channel_alike_at_every_position():
+    layer = ModulatedConv(3, 3, name="modulated")
+    features = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype(np.float32)
+    codes = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32)
+    layer(features, codes)
+    # Code (1, 0) gives scale (1 + [0.5, -1, 2]) and shift [0.1, 0.2, -0.3]; code 0 gives none.
+    kernel = np.zeros((2, 6), np.float32)
+    kernel[0] = [0.5, -1.0, 2.0, 0.1, 0.2, -0.3]
+    layer.modulation.set_weights([kernel, np.zeros(6, np.float32)])
+    plain = layer.normalization(layer.convolution(features), training=False)
+    plain = keras.ops.convert_to_numpy(plain)
+    outputs = keras.ops.convert_to_numpy(layer(features, codes))
+    leaky = keras.ops.convert_to_numpy(keras.layers.LeakyReLU(0.2)(plain[0]))
+    np.testing.assert_allclose(outputs[0], leaky, atol=1e-6)
+    modulated = plain[1] * np.array([1.5, 0.0, 3.0]) + np.array([0.1, 0.2, -0.3])
+    expected = keras.ops.convert_to_numpy(keras.layers.LeakyReLU(0.2)(modulated))
+    np.testing.assert_allclose(outputs[1], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("level_input", LEVEL_INPUTS)
+def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch, level_input):
+    model = LadderVAE(latent_dims=(2, 3), mmd_weight=2.5, level_input=level_input, **SMALL)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.train_on_batch(digit_batch)  # Moves the BatchNorm statistics off their initial values.
     path = tmp_path / "model.keras"
@@ -140,7 +184,7 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch):
 
 
 def test_levels_of_equal_size_get_independent_noise():
-    model = LadderVAE(**SMALL)
+    model = LadderVAE(latent_dims=(2, 2, 2), **SMALL)
     first, second, third = (keras.ops.convert_to_numpy(z) for z in model.prior_sample(500, seed=3))
     assert not np.allclose(first, second) and not np.allclose(second, third)
     assert abs(np.corrcoef(first[:, 0], second[:, 0])[0, 1]) < 0.2
@@ -149,3 +193,28 @@ def test_levels_of_equal_size_get_independent_noise():
     assert not np.allclose(
         keras.ops.convert_to_numpy(codes[0]), keras.ops.convert_to_numpy(codes[1])
     )
+
+
+def test_resampling_redraws_lower_levels_at_its_rate_and_keeps_the_top():
+    model = LadderVAE(level_resample=0.3, **SMALL)
+    codes = [np.full((4000, dim), 10.0, np.float32) for dim in model.latent_dims]
+    resampled = [keras.ops.convert_to_numpy(z) for z in model.resample_levels(codes, seed=5)]
+    np.testing.assert_array_equal(resampled[-1], codes[-1])
+    for level in range(model.num_levels - 1):
+        replaced = np.any(resampled[level] != 10.0, axis=1)
+        assert replaced.mean() == pytest.approx(0.3, abs=0.03)
+        # A replaced code is a whole prior draw, never a mix with the encoder's code.
+        assert np.all(resampled[level][replaced] != 10.0)
+        assert abs(resampled[level][replaced].mean()) < 0.1
+        assert resampled[level][replaced].std() == pytest.approx(1.0, abs=0.1)
+    # Levels are redrawn independently of each other.
+    first, second = (np.any(z != 10.0, axis=1) for z in resampled[:2])
+    assert (first & second).mean() == pytest.approx(0.09, abs=0.02)
+
+
+def test_no_resampling_when_turned_off():
+    model = LadderVAE(level_resample=0.0, **SMALL)
+    codes = model.prior_sample(16, seed=0)
+    assert model.resample_levels(codes) is codes
+    with pytest.raises(ValueError, match="level_resample"):
+        LadderVAE(level_resample=1.0, **SMALL)
