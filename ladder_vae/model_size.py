@@ -39,17 +39,22 @@ def max_levels(image_shape):
     return max(levels, 1)
 
 
-def parameter_counts(image_shape, latent_dims, base_filters):
-    """(trainable, non-trainable) weights of `LadderVAE(image_shape, latent_dims, base_filters)`.
+def parameter_counts(image_shape, latent_dims, base_filters, level_input="modulated"):
+    """(trainable, non-trainable) weights of `LadderVAE(image_shape, latent_dims, base_filters,
+    level_input=level_input)`.
 
     Non-trainable are the batch normalisations' moving means and variances.
     """
     channels = image_shape[2]
     num_levels = len(latent_dims)
+    top = num_levels - 1
     sizes = feature_sizes(image_shape, num_levels)
     filters = [base_filters * 2**level for level in range(num_levels)]
+    modulated = level_input == "modulated" and top > 0
     trainable = 0
     normalized = 0  # Features that a batch normalisation follows (2 trainable, 2 moving each).
+    moving = 0  # Features of a modulated normalisation (2 moving each, its scale and shift
+    # come from the code).
 
     def area(level):
         return sizes[level][0] * sizes[level][1]
@@ -61,48 +66,79 @@ def parameter_counts(image_shape, latent_dims, base_filters):
         trainable += 16 * inputs * width + 9 * width * width
         normalized += 2 * width
         trainable += 2 * (area(level + 1) * width * dim + dim)
-        # The projection of z to the feature map where it is concatenated.
+        inputs = width
+    for level, dim in enumerate(latent_dims):
+        width = filters[level]
+        if modulated and level < top:
+            continue
+        # The projection of z to the feature map where it enters (concatenated below the top).
         projected = area(min(level + 2, num_levels)) * width
         trainable += dim * projected
         normalized += projected
         # Decoder: below the top, a 4x4 transposed convolution of [z~ above : projection].
-        if level < num_levels - 1:
+        if level < top:
             trainable += 16 * (filters[level + 1] + width) * width
             normalized += width
         trainable += 9 * width * width
         normalized += width
-        inputs = width
-    # Output: a 4x4 transposed convolution to full size, then a 3x3 convolution with biases.
-    trainable += 16 * filters[0] * filters[0] + 9 * filters[0] * channels + channels
-    normalized += filters[0]
-    return trainable + 2 * normalized, 2 * normalized
+    if not modulated:
+        # Output: a 4x4 transposed convolution to full size, then a 3x3 convolution with biases.
+        trainable += 16 * filters[0] * filters[0] + 9 * filters[0] * channels + channels
+        normalized += filters[0]
+        return trainable + 2 * normalized, 2 * normalized
+    # The plain upsampling under the top: 4x4 transposed convolution, then 3x3 convolution.
+    width = filters[top - 1]
+    trainable += 16 * filters[top] * width + 9 * width * width
+    normalized += 2 * width
+    # Each stage below takes z of its level through a dense map to a scale and a shift per
+    # channel of its (transposed) convolutions.
+    for stage in range(top - 1, -1, -1):
+        width = filters[max(stage - 1, 0)]
+        dim = latent_dims[stage]
+        trainable += 16 * filters[stage] * width + (dim + 1) * 2 * width
+        moving += width
+        if stage > 0:
+            trainable += 9 * width * width + (dim + 1) * 2 * width
+            moving += width
+    trainable += 9 * filters[0] * channels + channels
+    return trainable + 2 * normalized, 2 * (normalized + moving)
 
 
-def activation_floats_per_image(image_shape, latent_dims, base_filters):
+def activation_floats_per_image(image_shape, latent_dims, base_filters, level_input="modulated"):
     """A lower bound on the floats one image's forward pass keeps for the backward pass."""
     num_levels = len(latent_dims)
+    top = num_levels - 1
+    modulated = level_input == "modulated" and top > 0
     sizes = feature_sizes(image_shape, num_levels)
     filters = [base_filters * 2**level for level in range(num_levels)]
     blocks = 0  # Output elements of every convolution (or dense) block.
     for level in range(num_levels):
         at_level = sizes[level + 1][0] * sizes[level + 1][1] * filters[level]
-        projected = sizes[min(level + 2, num_levels)]
         blocks += 2 * at_level  # The encoder's two blocks.
+        if modulated and level < top:
+            # The stage of this level's resolution: two blocks of the level below's width.
+            below = sizes[level][0] * sizes[level][1] * filters[max(level - 1, 0)]
+            blocks += (2 if level > 0 else 1) * below
+            continue
+        projected = sizes[min(level + 2, num_levels)]
         blocks += projected[0] * projected[1] * filters[level]
-        blocks += (2 if level < num_levels - 1 else 1) * at_level  # The decoder's.
-    blocks += sizes[0][0] * sizes[0][1] * filters[0]  # The output's upsampling.
+        blocks += (2 if level < top else 1) * at_level  # The decoder's.
+    if not modulated:
+        blocks += sizes[0][0] * sizes[0][1] * filters[0]  # The output's upsampling.
     return KEPT_TENSORS_PER_BLOCK * blocks
 
 
-def training_memory(image_shape, latent_dims, base_filters, batch_size):
+def training_memory(image_shape, latent_dims, base_filters, batch_size, level_input="modulated"):
     """A lower bound on the bytes that training takes, as a dict: `parameters` (count),
     `parameter_bytes` (weights, gradients and Adam's moments), `activation_bytes` (one batch's
     activations kept for the backward pass) and `total_bytes`."""
-    trainable, non_trainable = parameter_counts(image_shape, latent_dims, base_filters)
+    trainable, non_trainable = parameter_counts(
+        image_shape, latent_dims, base_filters, level_input
+    )
     parameter_bytes = FLOAT_BYTES * (TRAINING_COPIES_PER_TRAINABLE_WEIGHT * trainable)
     parameter_bytes += FLOAT_BYTES * non_trainable
     activation_bytes = FLOAT_BYTES * batch_size * activation_floats_per_image(
-        image_shape, latent_dims, base_filters
+        image_shape, latent_dims, base_filters, level_input
     )
     return {
         "parameters": trainable + non_trainable,

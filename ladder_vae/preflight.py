@@ -134,7 +134,8 @@ def check_model_size(config, image_shape, available_bytes=None):
     if available_bytes is None:
         available_bytes = model_size.available_memory_bytes()
     need = model_size.training_memory(
-        image_shape, config.latent_dims, config.base_filters, config.batch_size
+        image_shape, config.latent_dims, config.base_filters, config.batch_size,
+        config.level_input,
     )
     if available_bytes is not None and need["total_bytes"] > available_bytes:
         raise ConfigError(

@@ -5,23 +5,32 @@ import pytest
 
 from ladder_vae import model_size, preflight
 from ladder_vae.config import ConfigError, TrainConfig
-from ladder_vae.model import LadderVAE
+from ladder_vae.model import LEVEL_INPUTS, LadderVAE
 
 
+@pytest.mark.parametrize("level_input", LEVEL_INPUTS)
 @pytest.mark.parametrize(
     "image_shape, latent_dims, base_filters",
     [
-        ((28, 28, 1), (2, 2, 2), 32),
-        ((28, 28, 1), (2, 3, 1), 8),
+        ((28, 28, 1), (2, 2, 4), 32),
+        ((28, 28, 1), (2, 3, 1, 2), 8),
         ((7, 7, 1), (2, 2), 4),
         ((32, 20, 3), (3,), 5),
     ],
 )
-def test_parameter_counts_are_those_of_the_built_model(image_shape, latent_dims, base_filters):
-    model = LadderVAE(image_shape=image_shape, latent_dims=latent_dims, base_filters=base_filters)
+def test_parameter_counts_are_those_of_the_built_model(
+    image_shape, latent_dims, base_filters, level_input
+):
+    model = LadderVAE(
+        image_shape=image_shape,
+        latent_dims=latent_dims,
+        base_filters=base_filters,
+        level_input=level_input,
+    )
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     non_trainable = sum(int(np.prod(weight.shape)) for weight in model.non_trainable_weights)
-    assert model_size.parameter_counts(image_shape, latent_dims, base_filters) == (
+    counts = model_size.parameter_counts(image_shape, latent_dims, base_filters, level_input)
+    assert counts == (
         trainable,
         non_trainable,
     )
