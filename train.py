@@ -17,6 +17,8 @@ from ladder_vae.config import TrainConfig
 DEFAULTS = TrainConfig()
 # Exit status when a loss became NaN or Inf (2 is for usage errors).
 EXIT_NON_FINITE_LOSS = 3
+# Exit status when another worker of a --strategy multiworker run stopped answering.
+EXIT_PEER_LOST = 4
 
 
 def _number(kind, minimum, inclusive):
@@ -236,7 +238,16 @@ def parse_args(argv=None):
         "--strategy",
         choices=["default", "mirrored", "multiworker"],
         default=DEFAULTS.strategy,
-        help="tf.distribute strategy (default: %(default)s)",
+        help="tf.distribute strategy; multiworker trains over the processes that TF_CONFIG "
+        "lists (see README, Several machines) (default: %(default)s)",
+    )
+    speed.add_argument(
+        "--peer-timeout",
+        type=positive_float,
+        default=DEFAULTS.peer_timeout,
+        metavar="SECONDS",
+        help="multiworker: longest wait for another worker, when the cluster starts and at "
+        "every step, before stopping with an error that names it (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     return TrainConfig(**vars(args))
@@ -268,6 +279,7 @@ def main(argv=None):
 
     from ladder_vae import preflight
     from ladder_vae.config import ConfigError
+    from ladder_vae.distribute import PeerLostError
     from ladder_vae.data import DataError
 
     try:
@@ -285,6 +297,9 @@ def main(argv=None):
                 f"\ntrain.py: error: {non_finite_message(error, config.run_dir)}", file=sys.stderr
             )
             return EXIT_NON_FINITE_LOSS
+        except PeerLostError as error:
+            print(f"\ntrain.py: error: {error}", file=sys.stderr)
+            return EXIT_PEER_LOST
     except (ConfigError, DataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2

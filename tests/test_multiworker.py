@@ -1,0 +1,291 @@
+"""`--strategy multiworker`: two real processes on 127.0.0.1, each with its own `TF_CONFIG`.
+
+The processes use one thread each (TF_NUM_INTEROP_THREADS, TF_NUM_INTRAOP_THREADS) so that two
+fit on a 2-core machine; ports are picked free when a test starts; every process runs under a
+timeout.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from ladder_vae import distribute
+from ladder_vae.config import ConfigError
+from tests.conftest import REPO_ROOT
+from tests.idx_files import small_idx_dir
+
+ONE_THREAD = {
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "CUDA_VISIBLE_DEVICES": "",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+
+def free_ports(count):
+    """`count` distinct TCP ports that nothing listens on now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def tf_configs(ports):
+    """TF_CONFIG of a chief and a worker on 127.0.0.1, as the README's two-host commands."""
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
+    return [
+        json.dumps({"cluster": cluster, "task": {"type": job, "index": 0}})
+        for job in ("chief", "worker")
+    ]
+
+
+def start(command, tf_config, log_path):
+    """A process with `TF_CONFIG`, its output going to `log_path`."""
+    log = open(log_path, "w")
+    try:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env={**os.environ, **ONE_THREAD, "TF_CONFIG": tf_config},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    finally:
+        log.close()
+
+
+def finish(processes, timeout):
+    """Waits for every process, killing all of them if any outlives `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    try:
+        for process in processes:
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return [process.returncode for process in processes]
+
+
+def error_lines(log_path):
+    return [
+        line for line in open(log_path).read().splitlines() if line.startswith("train.py: error")
+    ]
+
+
+# TF_CONFIG -----------------------------------------------------------------------------------
+
+
+def cluster_of(spec):
+    return distribute.read_cluster({"TF_CONFIG": json.dumps(spec)})
+
+
+def test_the_chief_is_the_chief_task_or_worker_0():
+    two_workers = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
+    first = cluster_of({"cluster": two_workers, "task": {"type": "worker", "index": 0}})
+    second = cluster_of({"cluster": two_workers, "task": {"type": "worker", "index": 1}})
+    assert (first.is_chief, second.is_chief, first.num_workers) == (True, False, 2)
+    with_chief = {"chief": ["10.0.0.9:2222"], **two_workers}
+    worker = cluster_of({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
+    chief = cluster_of({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+    assert (chief.is_chief, worker.is_chief) == (True, False)
+    assert [task[:2] for task in chief.tasks] == [("chief", 0), ("worker", 0), ("worker", 1)]
+    assert worker.task_name == "worker 0 (10.0.0.1:2222)"
+    assert distribute.read_cluster({}) is None
+    assert distribute.read_cluster({"TF_CONFIG": " "}) is None
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{cluster", "TF_CONFIG: not JSON"),
+        ('["a:1"]', "TF_CONFIG: expected a JSON object"),
+        ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG: 'cluster' must map"),
+        ('{"cluster": {"worker": ["a:1", "b"]}, "task": {"type": "worker", "index": 0}}',
+         "TF_CONFIG: worker 1: address 'b' is not 'host:port'"),
+        ('{"cluster": {"worker": ["a:1", "a:1"]}, "task": {"type": "worker", "index": 0}}',
+         "TF_CONFIG: worker 1 and worker 0 share the address a:1"),
+        ('{"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker"}}',
+         "TF_CONFIG: job 'ps' is not supported"),
+        ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG: 'task' must say which task"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+         "TF_CONFIG: task type 'chief' is not a job of the cluster (worker)"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+         "TF_CONFIG: task index 1 is out of range: the cluster has 1 'worker' task(s)"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}',
+         "TF_CONFIG: task index must be an integer"),
+    ],
+)
+def test_malformed_tf_config_is_named(text, expected):
+    with pytest.raises(ConfigError) as raised:
+        distribute.read_cluster({"TF_CONFIG": text})
+    message = str(raised.value)
+    assert message.startswith(expected) and "\n" not in message
+
+
+def test_settings_difference_names_the_flag_the_worker_and_both_values():
+    cluster = cluster_of(
+        {
+            "cluster": {"chief": ["h1:1"], "worker": ["h2:1", "h3:1"]},
+            "task": {"type": "chief", "index": 0},
+        }
+    )
+    chief = {"batch_size": 64, "latent_dims": [2, 2, 2]}
+    assert distribute.settings_difference(cluster, [chief, chief, dict(chief)]) is None
+    message = distribute.settings_difference(
+        cluster, [chief, chief, {"batch_size": 32, "latent_dims": [2, 2, 2]}]
+    )
+    assert message == (
+        "--batch-size: 32 on worker 1 (h3:1) but 64 on the chief; start every worker with the "
+        "same settings and data"
+    )
+    different = {**chief, "latent_dims": [3, 3]}
+    message = distribute.settings_difference(cluster, [chief, different, chief])
+    assert message.startswith("--latent-dims: 3,3 on worker 0 (h2:1) but 2,2,2 on the chief")
+
+
+def test_lost_peer_message_names_the_peer_not_this_task():
+    cluster = cluster_of(
+        {"cluster": {"chief": ["h1:1"], "worker": ["h2:7"]}, "task": {"type": "chief", "index": 0}}
+    )
+    error = RuntimeError(
+        "Collective ops is aborted by: cluster check alive failed, /job:worker/replica:0/task:0 "
+        "is down\nAdditional GRPC error information from /job:chief/replica:0/task:0"
+    )
+    message = distribute.lost_peer_message(error, cluster, 30)
+    assert message.startswith("--strategy multiworker: lost worker 0 (h2:7) (no answer within")
+    assert "chief" not in message.split("(no answer")[0] and "\n" not in message
+
+
+def test_train_py_reports_a_malformed_tf_config_before_tensorflow_starts(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "train.py", "--strategy", "multiworker", "--run-dir", str(tmp_path / "r")],
+        cwd=REPO_ROOT,
+        env={**os.environ, **ONE_THREAD, "TF_CONFIG": '{"cluster": {"worker": ["a:1"]}'},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("train.py: error: TF_CONFIG: not JSON")
+    assert completed.stderr.count("\n") == 1 and "Traceback" not in completed.stderr
+    assert not (tmp_path / "r").exists()
+
+
+# Two processes take the step of one --------------------------------------------------------
+
+STEPS = 3
+GLOBAL_BATCH = 32
+# Both processes run this; the chief then takes the same steps alone, in the default strategy.
+EQUIVALENCE = textwrap.dedent(f"""
+    import json, os, sys
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from ladder_vae import data as data_lib, distribute, training
+    from ladder_vae.config import TrainConfig
+
+    cluster = distribute.read_cluster()
+    strategy = training.make_strategy("multiworker", cluster, peer_timeout=60)
+    images = data_lib.load_idx_dir(data_lib.BUNDLED_MNIST_DIR).train_images[:{STEPS * GLOBAL_BATCH}]
+    # The default loss weights, so that the gathered MMD weighs in the gradient.
+    config = TrainConfig(seed=3, base_filters=8)
+
+
+    def steps(strategy):
+        keras.utils.set_random_seed(config.seed)
+        model = training.build_model(config, images.shape[1:], strategy)
+        with strategy.scope():
+            # Plain SGD: the weight change is the learning rate times the summed gradients.
+            model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+        before = [np.array(w.numpy()) for w in model.weights]
+        # The training pipeline of `train`: shuffled, global batches, each worker its share.
+        dataset = distribute.shard_by_data(data_lib.make_dataset(
+            images, {GLOBAL_BATCH}, shuffle=True, seed=config.seed, drop_remainder=True
+        ))
+        history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        after = [np.array(w.numpy()) for w in model.weights]
+        return model, before, after, {{k: float(v[0]) for k, v in history.history.items()}}
+
+
+    model, before, after, logs = steps(strategy)
+    if cluster.is_chief:
+        _, one_before, one_after, one_logs = steps(tf.distribute.get_strategy())
+        arrays = {{}}
+        for run, values in (("two_before", before), ("two_after", after),
+                            ("one_before", one_before), ("one_after", one_after)):
+            arrays.update({{f"{{run}}_{{i}}": v for i, v in enumerate(values)}})
+        np.savez(os.path.join(sys.argv[1], "weights.npz"), **arrays)
+        with open(os.path.join(sys.argv[1], "report.json"), "w") as file:
+            json.dump({{
+                "replicas": strategy.num_replicas_in_sync,
+                "names": [w.path for w in model.weights],
+                "trainable": [w.trainable for w in model.weights],
+                "two": logs,
+                "one": one_logs,
+            }}, file)
+    """)
+
+
+@pytest.fixture(scope="module")
+def two_process_steps(tmp_path_factory):
+    """Three SGD steps of global batch 32 on a chief and a worker, and the same steps in one
+    process; the weights before and after each."""
+    work_dir = tmp_path_factory.mktemp("multiworker_steps")
+    script = work_dir / "steps.py"
+    script.write_text(EQUIVALENCE)
+    processes = [
+        start([sys.executable, str(script), str(work_dir)], tf_config, work_dir / f"{job}.log")
+        for job, tf_config in zip(("chief", "worker"), tf_configs(free_ports(2)))
+    ]
+    codes = finish(processes, timeout=240)
+    assert codes == [0, 0], (work_dir / "chief.log").read_text()[-3000:]
+    report = json.loads((work_dir / "report.json").read_text())
+    weights = np.load(work_dir / "weights.npz")
+    for run in ("two_before", "two_after", "one_before", "one_after"):
+        report[run] = [weights[f"{run}_{i}"] for i in range(len(report["names"]))]
+    return report
+
+
+@pytest.mark.slow
+def test_two_processes_take_the_steps_of_one(two_process_steps):
+    """Same initial weights, same global batches: the two-process run's weights after three
+    steps are the one-process run's (the loss division, the all-gathered MMD, synchronised batch
+    statistics, the sliced noise and each worker reading its own share must all be right)."""
+    run = two_process_steps
+    assert run["replicas"] == 2
+    checked = 0
+    for name, trainable, a0, a1, b0, b1 in zip(
+        run["names"], run["trainable"], run["one_before"], run["one_after"],
+        run["two_before"], run["two_after"],
+    ):
+        np.testing.assert_array_equal(a0, b0, err_msg=name)
+        if "seed_generator" in name:
+            np.testing.assert_array_equal(a1, b1, err_msg=name)
+            continue
+        change_one, change_two = a1 - a0, b1 - b0
+        scale = np.linalg.norm(change_one)
+        assert scale > 0, f"{name} did not change"
+        error = np.linalg.norm(change_two - change_one) / scale
+        assert error < 1e-2, f"{name}: relative difference {error:.2e}"
+        checked += trainable
+    assert checked == sum(run["trainable"]) > 20
+    for key, value in run["one"].items():
+        assert run["two"][key] == pytest.approx(value, rel=1e-3), key
