@@ -50,9 +50,10 @@ class ChiefStateBroadcast(keras.callbacks.Callback):
             },
         }
         chief_state = distribute.exchange(strategy, state)[0]
-        variables = list(self.model.variables)
+        variables = list(self.model.weights)
         if optimizer is not None:
-            variables += [v for v in optimizer.variables if v not in variables]
+            seen = {id(variable) for variable in variables}
+            variables += [v for v in optimizer.variables if id(v) not in seen]
         _copy_from_chief(strategy, variables)
         if strategy.extended.should_checkpoint:
             return
@@ -69,7 +70,7 @@ def _copy_from_chief(strategy, variables):
     the other workers contribute zeros (float64 holds float32 and 32-bit integers exactly)."""
     chief = 1.0 if strategy.extended.should_checkpoint else 0.0
 
-    @tf.function
+    @tf.function(autograph=False)
     def chief_values():
         context = tf.distribute.get_replica_context()
         # One replica's contribution per worker, whatever its number of local devices.

@@ -196,9 +196,28 @@ def writes_run_dir(config):
 
 
 def make_worker_dir(cluster):
-    """A new private directory for a non-chief worker's files, removed by `remove_worker_dir`."""
-    label = f"{cluster.task_type}{cluster.task_index}-"
+    """A new private directory for a non-chief worker's files, removed by `remove_worker_dir`.
+
+    `$TMPDIR/ladder-vae-worker-<task>-<pid>-*`; the directories that workers killed earlier
+    left there (their pid no longer runs) are removed first.
+    """
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        match = re.fullmatch(re.escape(WORKER_DIR_PREFIX) + r"[a-z]+\d+-(\d+)-.*", name)
+        if match and not _running(int(match.group(1))):
+            remove_worker_dir(os.path.join(root, name))
+    label = f"{cluster.task_type}{cluster.task_index}-{os.getpid()}-"
     return tempfile.mkdtemp(prefix=WORKER_DIR_PREFIX + label)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_worker_dir(path):
@@ -360,7 +379,7 @@ def exchange(strategy, message):
     row[0, 0] = len(payload)
     row[0, 1 : len(payload) + 1] = np.frombuffer(payload, np.uint8)
 
-    @tf.function
+    @tf.function(autograph=False)
     def gather():
         context = tf.distribute.get_replica_context()
         return context.all_gather(tf.constant(row), axis=0)
@@ -438,11 +457,12 @@ def _shown(value):
     return json.dumps(value)
 
 
-def lost_peer_message(error, cluster, peer_timeout):
-    """One line for a collective that failed because a worker stopped answering."""
+def lost_peer_message(error, cluster):
+    """One line for a collective that failed because a worker stopped answering: the tasks
+    that TensorFlow's error names, other than this one."""
     text = getattr(error, "message", None) or str(error)
     named = []
-    for job, index in re.findall(r"/job:(chief|worker)/replica:\d+/task:(\d+)", text):
+    for job, index in re.findall(r"/job:(chief|worker)(?:/replica:\d+)?/task:(\d+)", text):
         task = (job, int(index))
         if cluster is not None and task != (cluster.task_type, cluster.task_index):
             if task not in named:
@@ -452,7 +472,7 @@ def lost_peer_message(error, cluster, peer_timeout):
     else:
         lost = "a peer"
     return (
-        f"--strategy multiworker: lost {lost} (no answer within --peer-timeout "
-        f"{peer_timeout:g} s: {_first_line(error)}); start every task again with the same "
-        "commands to resume from the last finished epoch"
+        f"--strategy multiworker: lost {lost}, which stopped answering "
+        f"({type(error).__name__}); start every task again with the same commands to resume "
+        "from the last finished epoch"
     )

@@ -301,7 +301,7 @@ def train(config, verbose="auto", data=None):
         if cluster is None or not isinstance(error, distribute.peer_errors()):
             raise
         raise distribute.PeerLostError(
-            distribute.lost_peer_message(error, cluster, config.peer_timeout)
+            distribute.lost_peer_message(error, cluster)
         ) from None
     finally:
         if worker_dir is not None:
