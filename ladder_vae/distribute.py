@@ -39,6 +39,8 @@ TRAINING_JOBS = ("chief", "worker")
 # Room for the settings and the callback state that workers exchange, in bytes.
 MESSAGE_BYTES = 8192
 WORKER_DIR_PREFIX = "ladder-vae-worker-"
+# A collective waits this many times --peer-timeout for the other workers.
+COLLECTIVE_TIMEOUT_FACTOR = 5
 # Settings that may differ between workers: where each finds its data and writes its run, and
 # the export, which only the chief makes.
 LOCAL_SETTINGS = ("run_dir", "data_dir", "tfds_data_dir", "export")
@@ -231,16 +233,20 @@ def multi_worker_strategy(cluster, peer_timeout):
     """A `MultiWorkerMirroredStrategy` over `cluster` (this process alone when None).
 
     First waits, at most `peer_timeout` seconds, until every task of the cluster answers at
-    its address (`wait_for_cluster`); then starts this task's server. Every collective times
-    out after `peer_timeout` seconds, and the coordination service counts a task lost once it
-    has missed its heartbeats for `peer_timeout` seconds.
+    its address (`wait_for_cluster`); then starts this task's server. The coordination service
+    counts a task lost once it has missed its heartbeats for `peer_timeout` seconds (a process
+    that died), and every collective times out after `COLLECTIVE_TIMEOUT_FACTOR * peer_timeout`
+    seconds (a process alive but stuck; longer, since one worker may legitimately reach a step
+    later than another, e.g. while it traces the first one).
 
     Raises:
         ConfigError: a task did not answer in time, or TensorFlow refused the cluster.
     """
     import tensorflow as tf
 
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=peer_timeout)
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=COLLECTIVE_TIMEOUT_FACTOR * peer_timeout
+    )
     if cluster is None:
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     _configure_coordination(cluster, peer_timeout)

@@ -160,7 +160,8 @@ def build_callbacks(config, run_dir, validation_images=None):
     Stopping on `val_loss` with the best weights restored, the learning-rate schedule
     (`ReduceLROnPlateau` unless `config.lr_schedule` is `cosine`, which lives in the optimizer),
     the learning rate in the logs, `history.csv`, TensorBoard scalars, images and config, the
-    figures under `samples/`, `best.keras`, and the per-epoch backup that a rerun resumes from.
+    figures under `samples/`, `best.keras`, the per-epoch backup that a rerun resumes from, and
+    under `--strategy multiworker` the copy of the chief's restored state to the other workers.
 
     Args:
         validation_images: float array [n, H, W, C] in [0, 1] to show beside their
@@ -216,6 +217,10 @@ def build_callbacks(config, run_dir, validation_images=None):
                 every=config.sample_every,
             )
         )
+    # After the restore: the other workers of a multi-worker run take the chief's state.
+    broadcast = []
+    if config.strategy == "multiworker":
+        broadcast.append(lvae_callbacks.ChiefStateBroadcast(stateful))
     return [
         # First: nothing may save the weights of a step that made the loss NaN.
         lvae_callbacks.TerminateOnNonFinite(),
@@ -232,8 +237,7 @@ def build_callbacks(config, run_dir, validation_images=None):
         lvae_callbacks.AtomicBackupAndRestore(
             os.path.join(run_dir, BACKUP_DIR), stateful_callbacks=stateful, delete_checkpoint=False
         ),
-        # After the restore: other workers of a multi-worker run take the chief's state.
-        lvae_callbacks.ChiefStateBroadcast(stateful),
+        *broadcast,
     ]
 
 
@@ -278,6 +282,12 @@ def train(config, verbose="auto", data=None):
         # Runs every step and callback of the chief (saving may take part in collectives), into
         # a directory of its own that goes when it stops; the chief's run directory is the run.
         worker_dir = distribute.make_worker_dir(cluster)
+        logger.info(
+            "%s is not the chief: the chief writes the run; this worker writes into %s, "
+            "removed when it stops",
+            cluster.task_name,
+            worker_dir,
+        )
         config = dataclasses.replace(config, run_dir=worker_dir, export=False)
     try:
         keras.utils.set_random_seed(config.seed)

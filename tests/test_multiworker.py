@@ -299,7 +299,7 @@ def test_two_processes_take_the_steps_of_one(two_process_steps):
 
 EPOCHS = 3
 # Each wait on a peer; short, so that the tests fail fast if a bound is not kept.
-PEER_TIMEOUT = 15
+PEER_TIMEOUT = 10
 
 
 def train_command(data_dir, run_dir, *extra):
