@@ -465,7 +465,7 @@ def _shown(value):
 
 def lost_peer_message(error, cluster):
     """One line for a collective that failed because a worker stopped answering: the tasks
-    that TensorFlow's error names, other than this one."""
+    that TensorFlow's error names, other than this one, or else all the others."""
     text = getattr(error, "message", None) or str(error)
     named = []
     for job, index in re.findall(r"/job:(chief|worker)(?:/replica:\d+)?/task:(\d+)", text):
@@ -473,8 +473,12 @@ def lost_peer_message(error, cluster):
         if cluster is not None and task != (cluster.task_type, cluster.task_index):
             if task not in named:
                 named.append(task)
+    if not named and cluster is not None:
+        # A timed-out collective names no task: any of the others may be the one missing.
+        named = [task[:2] for task in cluster.tasks if task[:2] != (cluster.task_type,
+                                                                    cluster.task_index)]
     if named:
-        lost = " and ".join(describe_task(job, i, cluster.address_of(job, i)) for job, i in named)
+        lost = " or ".join(describe_task(job, i, cluster.address_of(job, i)) for job, i in named)
     else:
         lost = "a peer"
     return (

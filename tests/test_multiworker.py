@@ -53,7 +53,7 @@ def tf_configs(ports):
 
 def start(command, tf_config, log_path):
     """A process with `TF_CONFIG`, its output going to `log_path`."""
-    env = {**os.environ, **ONE_THREAD, "TF_CONFIG": tf_config}
+    env = {**os.environ, **ONE_THREAD, "TF_CONFIG": tf_config, "PYTHONPATH": REPO_ROOT}
     # train.py's own choice for multiworker, which keeps TensorFlow's C++ errors out.
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     log = open(log_path, "w")
@@ -230,6 +230,26 @@ EQUIVALENCE = textwrap.dedent(f"""
 
 
     model, before, after, logs = steps(strategy)
+
+    # A resumed run: the chief alone restores its backup (here: other weights, the epoch and
+    # early stopping's count); ChiefStateBroadcast gives every worker the same.
+    from callbacks import ChiefStateBroadcast
+    early_stopping = keras.callbacks.EarlyStopping(patience=5)
+    early_stopping.wait = 0
+    if cluster.is_chief:
+        for variable in model.weights + model.optimizer.variables:
+            variable.assign(variable + keras.ops.cast(3, variable.dtype))
+        model._initial_epoch = 2
+        early_stopping.wait = 3
+    broadcast = ChiefStateBroadcast([early_stopping])
+    broadcast.set_model(model)
+    broadcast.on_train_begin()
+    np.savez(
+        os.path.join(sys.argv[1], f"broadcast_{{cluster.task_type}}.npz"),
+        epoch=model._initial_epoch,
+        wait=early_stopping.wait,
+        **{{f"v{{i}}": v.numpy() for i, v in enumerate(model.weights + model.optimizer.variables)}},
+    )
     if cluster.is_chief:
         _, one_before, one_after, one_logs = steps(tf.distribute.get_strategy())
         arrays = {{}}
@@ -265,6 +285,8 @@ def two_process_steps(tmp_path_factory):
     weights = np.load(work_dir / "weights.npz")
     for run in ("two_before", "two_after", "one_before", "one_after"):
         report[run] = [weights[f"{run}_{i}"] for i in range(len(report["names"]))]
+    for job in ("chief", "worker"):
+        report[f"broadcast_{job}"] = np.load(work_dir / f"broadcast_{job}.npz")
     return report
 
 
@@ -293,6 +315,23 @@ def test_two_processes_take_the_steps_of_one(two_process_steps):
     assert checked == sum(run["trainable"]) > 20
     for key, value in run["one"].items():
         assert run["two"][key] == pytest.approx(value, rel=1e-3), key
+
+
+@pytest.mark.slow
+def test_every_worker_takes_the_chiefs_restored_state(two_process_steps):
+    """What a resumed run's chief restored (weights, optimizer state, epoch, callback state)
+    reaches the worker, which has no backup of its own."""
+    chief, worker = (two_process_steps[f"broadcast_{job}"] for job in ("chief", "worker"))
+    assert set(chief.files) == set(worker.files) and len(chief.files) > 20
+    assert (int(worker["epoch"]), int(worker["wait"])) == (2, 3)
+    for name in chief.files:
+        np.testing.assert_array_equal(worker[name], chief[name], err_msg=name)
+    # The chief's values after the broadcast are its own, changed ones.
+    names = two_process_steps["names"]
+    index = names.index(next(name for name in names if "kernel" in name))
+    np.testing.assert_allclose(
+        chief[f"v{index}"], two_process_steps["two_after"][index] + 3, rtol=1e-6
+    )
 
 
 # train.py on two processes ---------------------------------------------------------------------
