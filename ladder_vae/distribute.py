@@ -39,6 +39,8 @@ TRAINING_JOBS = ("chief", "worker")
 # Room for the settings and the callback state that workers exchange, in bytes.
 MESSAGE_BYTES = 8192
 WORKER_DIR_PREFIX = "ladder-vae-worker-"
+# How long a task that has seen all the others still listens for them to see it.
+LINGER_SECONDS = 1.0
 # A collective waits this many times --peer-timeout for the other workers.
 COLLECTIVE_TIMEOUT_FACTOR = 5
 # Settings that may differ between workers: where each finds its data and writes its run, and
@@ -280,6 +282,9 @@ def wait_for_cluster(cluster, timeout, poll_seconds=0.2):
     host, port = cluster.address_of(cluster.task_type, cluster.task_index).rsplit(":", 1)
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
+        # As TensorFlow's server does: a restarted task can take its port back while the
+        # connections of its previous run linger in TIME_WAIT.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind(("", int(port)))
             listener.listen(16)
@@ -303,6 +308,9 @@ def wait_for_cluster(cluster, timeout, poll_seconds=0.2):
                 )
             if waiting:
                 time.sleep(poll_seconds)
+        # Listening a little longer lets a task still polling see this one before TensorFlow's
+        # server takes the port over.
+        time.sleep(LINGER_SECONDS)
     finally:
         listener.close()
 

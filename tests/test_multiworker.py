@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -176,6 +177,48 @@ def test_lost_peer_message_names_the_peer_not_this_task():
     )
 
 
+def two_worker_clusters():
+    ports = free_ports(2)
+    spec = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}}
+    return [cluster_of({**spec, "task": {"type": "worker", "index": i}}) for i in (0, 1)]
+
+
+def test_tasks_meet_over_tcp_then_free_their_ports():
+    """`wait_for_cluster` returns on both tasks though the second starts a second later, and
+    leaves both ports free for TensorFlow's server."""
+    first, second = two_worker_clusters()
+    errors = []
+
+    def wait_second():
+        try:
+            distribute.wait_for_cluster(second, timeout=10)
+        except ConfigError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=wait_second)
+    thread.start()
+    time.sleep(1.0)
+    distribute.wait_for_cluster(first, timeout=10)
+    thread.join(timeout=15)
+    assert not thread.is_alive() and errors == []
+    for _, _, address in first.tasks:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("", int(address.rsplit(":", 1)[1])))
+
+
+def test_a_task_alone_names_the_others_after_the_timeout():
+    first, second = two_worker_clusters()
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as raised:
+        distribute.wait_for_cluster(first, timeout=1)
+    assert time.monotonic() - started < 5
+    assert str(raised.value) == (
+        f"--strategy multiworker: no answer from {second.task_name} within --peer-timeout 1 s; "
+        f"start every task of TF_CONFIG (this is {first.task_name}), or check the addresses"
+    )
+
+
 def test_train_py_reports_a_malformed_tf_config_before_tensorflow_starts(tmp_path):
     completed = subprocess.run(
         [sys.executable, "train.py", "--strategy", "multiworker", "--run-dir", str(tmp_path / "r")],
@@ -220,10 +263,12 @@ EQUIVALENCE = textwrap.dedent(f"""
             # Plain SGD: the weight change is the learning rate times the summed gradients.
             model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
         before = [np.array(w.numpy()) for w in model.weights]
-        # The training pipeline of `train`: shuffled, global batches, each worker its share.
-        dataset = distribute.shard_by_data(data_lib.make_dataset(
-            images, {GLOBAL_BATCH}, shuffle=True, seed=config.seed, drop_remainder=True
-        ))
+        # The training pipeline of `train`, global batches, each worker its share; in file order:
+        # under a strategy Keras draws a first batch to build the model from a pass of its
+        # own, so the shuffled order of its first epoch is a reshuffle's.
+        dataset = distribute.shard_by_data(
+            data_lib.make_dataset(images, {GLOBAL_BATCH}, drop_remainder=True)
+        )
         history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
         after = [np.array(w.numpy()) for w in model.weights]
         return model, before, after, {{k: float(v[0]) for k, v in history.history.items()}}
