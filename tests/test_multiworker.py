@@ -342,7 +342,7 @@ def test_two_processes_take_the_steps_of_one(two_process_steps):
     statistics, the sliced noise and each worker reading its own share must all be right)."""
     run = two_process_steps
     assert run["replicas"] == 2
-    checked = 0
+    checked, errors = 0, []
     for name, trainable, a0, a1, b0, b1 in zip(
         run["names"], run["trainable"], run["one_before"], run["one_after"],
         run["two_before"], run["two_after"],
@@ -355,9 +355,15 @@ def test_two_processes_take_the_steps_of_one(two_process_steps):
         scale = np.linalg.norm(change_one)
         assert scale > 0, f"{name} did not change"
         error = np.linalg.norm(change_two - change_one) / scale
-        assert error < 1e-2, f"{name}: relative difference {error:.2e}"
+        # Measured after 3 steps: median 3.4e-3, worst 8.3e-2 (a latent projection's kernel;
+        # rounding differences grow from step to step). Other batches than one process's gave
+        # 1.28, and a missing loss division or unsynchronised batch norm >= 1 (tests of
+        # --strategy mirrored).
+        assert error < 0.25, f"{name}: relative difference {error:.2e}"
+        errors.append(error)
         checked += trainable
     assert checked == sum(run["trainable"]) > 20
+    assert np.median(errors) < 1e-2
     for key, value in run["one"].items():
         assert run["two"][key] == pytest.approx(value, rel=1e-3), key
 
