@@ -33,7 +33,7 @@ class ChiefStateBroadcast(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         strategy = self.model.distribute_strategy
-        if not distribute._multi_worker(strategy):
+        if not distribute.is_multi_worker(strategy):
             return
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:

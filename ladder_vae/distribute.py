@@ -12,10 +12,10 @@ same steps and callbacks (saving may take part in collectives) into a private te
 directory that is removed when it stops. A resumed run restores the chief's backup, and the
 chief sends it to the others (`ChiefStateBroadcast`), so workers keep nothing between runs.
 
-Every wait on a peer is bounded by `--peer-timeout`: joining the cluster at the start, each
-collective during training, and the coordination service's heartbeats that notice a process
-that died. The checks of `TF_CONFIG` import nothing heavy, so `train.py` reports a malformed one
-before TensorFlow starts.
+Every wait on a peer is bounded by `--peer-timeout`: joining the cluster at the start, and the
+coordination service's heartbeats that notice a process that died; a collective waits at most
+`COLLECTIVE_TIMEOUT_FACTOR` times as long for a peer alive but stuck. The checks of `TF_CONFIG`
+import nothing heavy, so `train.py` reports a malformed one before TensorFlow starts.
 """
 
 import dataclasses
@@ -400,7 +400,7 @@ def exchange(strategy, message):
 
     rows = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
     # Several replicas on one worker (its GPUs) send the same row.
-    per_worker = len(rows) // strategy.extended._num_workers if _multi_worker(strategy) else 1
+    per_worker = len(rows) // strategy.extended._num_workers if is_multi_worker(strategy) else 1
     messages = []
     for values in rows[::per_worker]:
         size = int(values[0])
@@ -408,7 +408,8 @@ def exchange(strategy, message):
     return messages
 
 
-def _multi_worker(strategy):
+def is_multi_worker(strategy):
+    """Whether `strategy` is a `MultiWorkerMirroredStrategy` over more than this process."""
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
@@ -439,7 +440,7 @@ def check_same_settings(strategy, cluster, settings):
 
     Every worker of `cluster` must call it (one all-gather); see `settings_difference`.
     """
-    if cluster is None or not _multi_worker(strategy):
+    if cluster is None or not is_multi_worker(strategy):
         return
     problem = settings_difference(cluster, exchange(strategy, settings))
     if problem:
