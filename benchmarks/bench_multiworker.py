@@ -76,7 +76,8 @@ def measure(role, batch_size, steps, base_filters, output):
         @tf.function(autograph=False)
         def all_reduce():
             context = tf.distribute.get_replica_context()
-            return context.all_reduce("sum", [tf.zeros_like(v.value) for v in variables])
+            gradients = [tf.zeros_like(variable.value) for variable in variables]
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
 
         strategy.run(all_reduce)
         start = time.perf_counter()
