@@ -439,7 +439,7 @@ def test_a_killed_worker_stops_the_chief_and_the_same_commands_resume(
     worker = start(command, configs[1], tmp_path / "worker.log")
     try:
         # A second chief on the run directory is refused while the first holds it.
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900
         while not (run_dir / "config.json").exists() and time.monotonic() < deadline:
             assert chief.poll() is None, (tmp_path / "chief.log").read_text()[-3000:]
             time.sleep(0.2)
