@@ -246,8 +246,9 @@ def parse_args(argv=None):
         type=positive_float,
         default=DEFAULTS.peer_timeout,
         metavar="SECONDS",
-        help="multiworker: longest wait for another worker, when the cluster starts and at "
-        "every step, before stopping with an error that names it (default: %(default)s)",
+        help="multiworker: how long to wait for the other workers to start, and without "
+        "heartbeats from one before stopping with an error that names it; one exchange waits "
+        "at most 5 times this (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     return TrainConfig(**vars(args))
