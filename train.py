@@ -17,6 +17,8 @@ from ladder_vae.config import TrainConfig
 DEFAULTS = TrainConfig()
 # Exit status when a loss became NaN or Inf (2 is for usage errors).
 EXIT_NON_FINITE_LOSS = 3
+# Exit status when another worker of a --strategy multiworker run stopped answering.
+EXIT_PEER_LOST = 4
 
 
 def _number(kind, minimum, inclusive):
@@ -253,7 +255,17 @@ def parse_args(argv=None):
         "--strategy",
         choices=["default", "mirrored", "multiworker"],
         default=DEFAULTS.strategy,
-        help="tf.distribute strategy (default: %(default)s)",
+        help="tf.distribute strategy; multiworker trains over the processes that TF_CONFIG "
+        "lists (see README, Several machines) (default: %(default)s)",
+    )
+    speed.add_argument(
+        "--peer-timeout",
+        type=positive_float,
+        default=DEFAULTS.peer_timeout,
+        metavar="SECONDS",
+        help="multiworker: how long to wait for the other workers to start, and without "
+        "heartbeats from one before stopping with an error that names it; one exchange waits "
+        "at most 5 times this (default: %(default)s)",
     )
     args = parser.parse_args(argv)
     return TrainConfig(**vars(args))
@@ -282,10 +294,13 @@ def main(argv=None):
     global _skip_finalizers
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Under multiworker TensorFlow's C++ code also logs an error for every collective that a
+    # lost peer aborts; train.py reports the loss in one line. Set it to 0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if config.strategy == "multiworker" else "2")
 
     from ladder_vae import preflight
     from ladder_vae.config import ConfigError
+    from ladder_vae.distribute import PeerLostError
     from ladder_vae.data import DataError
     from ladder_vae.resources import ResourceExhausted
 
@@ -308,6 +323,14 @@ def main(argv=None):
                 f"\ntrain.py: error: {non_finite_message(error, config.run_dir)}", file=sys.stderr
             )
             return EXIT_NON_FINITE_LOSS
+        except PeerLostError as error:
+            print(f"\ntrain.py: error: {error}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Now, not through the interpreter's exit: TensorFlow's exit handler would wait
+            # --peer-timeout more at its shutdown barrier for the peer that is gone. The kernel
+            # drops the run lock with the process.
+            os._exit(EXIT_PEER_LOST)
     except ResourceExhausted as error:
         # On a line of its own: the progress bar of the interrupted epoch has none.
         print(f"\ntrain.py: error: {error}", file=sys.stderr)

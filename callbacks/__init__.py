@@ -1,6 +1,7 @@
 """Keras callbacks that a ladder-VAE run needs beyond Keras's own (one callback per module)."""
 
 from callbacks.atomic_backup_and_restore import AtomicBackupAndRestore, DamagedBackupError
+from callbacks.chief_state_broadcast import ChiefStateBroadcast
 from callbacks.best_model_checkpoint import BestModelCheckpoint, save_model_atomically
 from callbacks.config_text import ConfigText
 from callbacks.epoch_images import EpochImages, fixed_prior_noise
@@ -15,6 +16,7 @@ __all__ = [
     "AtomicBackupAndRestore",
     "DamagedBackupError",
     "BestModelCheckpoint",
+    "ChiefStateBroadcast",
     "ConfigText",
     "EpochImages",
     "LearningRateLogger",

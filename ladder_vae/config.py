@@ -57,6 +57,8 @@ class TrainConfig:
     jit_compile: bool = False
     mixed_precision: bool = False
     strategy: str = "default"
+    # multiworker: seconds to wait for a peer before giving up (see ladder_vae.distribute).
+    peer_timeout: float = 120.0
     export: bool = True
 
     def validate(self):
@@ -84,7 +86,14 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{_flag(name)} must be an integer >= 0. Received: {value!r}")
-        for name in ("learning_rate", "reconstruction_sigma", "min_learning_rate", "lr_factor"):
+        positive_numbers = (
+            "learning_rate",
+            "reconstruction_sigma",
+            "min_learning_rate",
+            "lr_factor",
+            "peer_timeout",
+        )
+        for name in positive_numbers:
             value = getattr(self, name)
             if not _finite(value) or value <= 0:
                 raise ConfigError(f"{_flag(name)} must be a positive number. Received: {value!r}")

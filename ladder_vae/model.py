@@ -450,7 +450,7 @@ class LadderVAE(keras.Model):
     def _update_trackers(self, terms):
         for tracker in self.metrics:
             tracker.update_state(terms[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.metrics}
+        return _step_logs({tracker.name: tracker.result() for tracker in self.metrics})
 
     def train_step(self, data):
         images = _images_of(data)
@@ -519,6 +519,21 @@ def _gather_replicas(tensors):
     gathered = context.all_gather(list(tensors), axis=0)
     # The gather loses static shapes; the MMD bandwidth needs the code size.
     return [tf.ensure_shape(g, [None, *t.shape[1:]]) for g, t in zip(gathered, tensors)]
+
+
+def _step_logs(logs):
+    """The logs a step returns: scalars, or under a multi-worker strategy vectors of one value.
+
+    Keras 3 averages a multi-worker step's logs over their axis 0, which a scalar lacks
+    ("Invalid reduction dimension 0", tensorflow/tensorflow#72388); the average of the vectors
+    is the scalar again.
+    """
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    if not strategy.extended._in_multi_worker_mode():
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
 def _images_of(data):

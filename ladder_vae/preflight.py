@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from ladder_vae import data as data_lib
-from ladder_vae import model_size, run_lock
+from ladder_vae import distribute, model_size, run_lock
 from ladder_vae.config import MIN_BATCH_SIZE, ConfigError
 
 # The smallest image side the model takes: tf.image.ssim needs images at least as large as its
@@ -35,8 +35,9 @@ ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
 def check_run(config):
     """Every check that `config` allows before TensorFlow starts; the first failure raises.
 
-    Validates the settings; checks the run directory (when one is given) is, or can be made, a
-    writable directory that no other training holds; and, for IDX data (`--data-dir`), loads the
+    Validates the settings and, for `--strategy multiworker`, `TF_CONFIG`; checks the run
+    directory (when one is given and this process writes it) is, or can be made, a writable
+    directory that no other training holds; and, for IDX data (`--data-dir`), loads the
     data and checks it against the model and against a run to resume there. TFDS data is left
     to `training.train`, which loads it after TensorFlow has started.
 
@@ -44,7 +45,9 @@ def check_run(config):
         The loaded `ImageData`, or None when the data comes from TFDS.
     """
     config.validate()
-    if config.run_dir:
+    # A malformed TF_CONFIG fails here; a worker other than the chief writes no run directory.
+    writes_run_dir = distribute.writes_run_dir(config)
+    if config.run_dir and writes_run_dir:
         check_run_dir(config.run_dir, export=config.export)
     if config.data_dir is None:
         tfds_data_dir = config.tfds_data_dir
@@ -53,7 +56,7 @@ def check_run(config):
         return None
     data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
     check_data(config, data)
-    if config.run_dir:
+    if config.run_dir and writes_run_dir:
         check_resume(config, data)
     return data
 

@@ -1,5 +1,6 @@
 """One training run, from a `TrainConfig` to a run directory."""
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -12,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_vae import data as data_lib
-from ladder_vae import preflight, resources
+from ladder_vae import distribute, preflight, resources
 from ladder_vae.atomic import remove_stale_temporaries
-from ladder_vae.config import ConfigError, write_json
+from ladder_vae.config import ConfigError, TrainConfig, write_json
 from ladder_vae.export import SAVED_MODEL_DIR, export_model, export_run, load_keras_model
 from ladder_vae.model import LadderVAE
 from ladder_vae.run_lock import RunLock
@@ -65,15 +66,17 @@ def prepare_run_dir(run_dir):
         raise ConfigError(f"--run-dir {run_dir}: not writable")
 
 
-def make_strategy(name):
+def make_strategy(name, cluster=None, peer_timeout=None):
     """The `tf.distribute` strategy that `--strategy` names.
 
     `default`: the current strategy (one device, unless the caller entered a scope).
     `mirrored`: synchronous data parallelism over this machine's GPUs; without GPUs, over its
     logical CPU devices (one, unless `tf.config.set_logical_device_configuration` split it).
-    `multiworker`: the same over the workers that `TF_CONFIG` lists (this machine alone without
-    it). `--batch-size` stays the global batch; each step splits it across the replicas.
-    Create the strategy before other TensorFlow work: `multiworker` must be created first.
+    `multiworker`: the same over the workers of `cluster` (a `distribute.Cluster` from
+    `TF_CONFIG`; this machine alone when None), each wait on a peer bounded by `peer_timeout`
+    seconds (see `ladder_vae.distribute`). `--batch-size` stays the global batch; each step
+    splits it across the replicas. Create the strategy before other TensorFlow work:
+    `multiworker` must be created first.
 
     A process gets one strategy of each kind, reused by later calls: a second
     `MirroredStrategy` in the same process reuses the first one's collective instance keys, and
@@ -87,12 +90,9 @@ def make_strategy(name):
             devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
             _STRATEGIES[name] = tf.distribute.MirroredStrategy([device.name for device in devices])
         else:
-            try:
-                _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
-            except ValueError as error:  # TF_CONFIG that is not JSON or not a valid cluster.
-                raise ConfigError(
-                    f"--strategy multiworker: unusable TF_CONFIG ({str(error).splitlines()[0]})"
-                ) from None
+            _STRATEGIES[name] = distribute.multi_worker_strategy(
+                cluster, peer_timeout or TrainConfig.peer_timeout
+            )
     return _STRATEGIES[name]
 
 
@@ -159,7 +159,8 @@ def build_callbacks(config, run_dir, validation_images=None):
     Stopping on `val_loss` with the best weights restored, the learning-rate schedule
     (`ReduceLROnPlateau` unless `config.lr_schedule` is `cosine`, which lives in the optimizer),
     the learning rate in the logs, `history.csv`, TensorBoard scalars, images and config, the
-    figures under `samples/`, `best.keras`, and the per-epoch backup that a rerun resumes from.
+    figures under `samples/`, `best.keras`, the per-epoch backup that a rerun resumes from, and
+    under `--strategy multiworker` the copy of the chief's restored state to the other workers.
 
     Args:
         validation_images: float array [n, H, W, C] in [0, 1] to show beside their
@@ -217,6 +218,10 @@ def build_callbacks(config, run_dir, validation_images=None):
                 every=config.sample_every,
             )
         )
+    # After the restore: the other workers of a multi-worker run take the chief's state.
+    broadcast = []
+    if config.strategy == "multiworker":
+        broadcast.append(lvae_callbacks.ChiefStateBroadcast(stateful))
     return [
         # First: nothing may save the weights of a step that made the loss NaN.
         lvae_callbacks.TerminateOnNonFinite(),
@@ -233,6 +238,7 @@ def build_callbacks(config, run_dir, validation_images=None):
         lvae_callbacks.AtomicBackupAndRestore(
             os.path.join(run_dir, BACKUP_DIR), stateful_callbacks=stateful, delete_checkpoint=False
         ),
+        *broadcast,
     ]
 
 
@@ -265,34 +271,66 @@ def train(config, verbose="auto", data=None):
             good state.
         resources.ResourceExhausted: memory or disk space ran out; the message says what to
             change, and the same command resumes once the cause is gone.
+        PeerLostError: under `--strategy multiworker`, another worker stopped answering for
+            `config.peer_timeout` seconds; the chief's `backup/` holds the last finished epoch.
+
+    Under `--strategy multiworker` with `TF_CONFIG`, only the chief writes `config.run_dir` (and
+    takes its lock); the other workers write into a temporary directory, removed when they stop,
+    and start from the chief's state (see `ladder_vae.distribute`).
     """
     config.validate()
-    strategy = make_strategy(config.strategy)
-    if config.run_dir is None:
-        config.run_dir = default_run_dir()
-    keras.utils.set_random_seed(config.seed)
-    if data is None:
-        data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
-    # All checks pass before the run directory is touched, so bad input leaves nothing behind.
-    preflight.check_data(config, data)
-    preflight.check_run_dir(config.run_dir, export=config.export)
-    preflight.check_resume(config, data)
-    prepare_run_dir(config.run_dir)
-    # Held through training, saving and export; the kernel drops it if the process dies.
-    with RunLock(config.run_dir):
-        # What writers killed in an earlier attempt left; no live process owns it now.
-        remove_stale_temporaries(config.run_dir)
-        try:
-            if os.path.exists(os.path.join(config.run_dir, FINAL_MODEL_FILE)):
-                return _finish_locked(config)
-            return _train_locked(config, data, strategy, verbose)
-        except Exception as error:  # MemoryError included.
-            shortage = resources.describe(
-                error, config, os.path.join(config.run_dir, BACKUP_DIR)
-            )
-            if shortage is None:
-                raise
-            raise shortage from None
+    cluster = distribute.check_cluster(config)
+    strategy = make_strategy(config.strategy, cluster, config.peer_timeout)
+    config.run_dir = config.run_dir or default_run_dir()
+    worker_dir = None
+    if cluster is not None and not cluster.is_chief:
+        # Runs every step and callback of the chief (saving may take part in collectives), into
+        # a directory of its own that goes when it stops; the chief's run directory is the run.
+        worker_dir = distribute.make_worker_dir(cluster)
+        logger.info(
+            "%s is not the chief: the chief writes the run; this worker writes into %s, "
+            "removed when it stops",
+            cluster.task_name,
+            worker_dir,
+        )
+        config = dataclasses.replace(config, run_dir=worker_dir, export=False)
+    try:
+        keras.utils.set_random_seed(config.seed)
+        if data is None:
+            data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
+        # All checks pass before the run directory is touched, so bad input leaves nothing
+        # behind; under multiworker every worker checks that the others run the same settings.
+        preflight.check_data(config, data)
+        preflight.check_run_dir(config.run_dir, export=config.export)
+        preflight.check_resume(config, data)
+        distribute.check_same_settings(
+            strategy, cluster, distribute.shared_settings(config, data)
+        )
+        prepare_run_dir(config.run_dir)
+        # Held through training, saving and export; the kernel drops it if the process dies.
+        with RunLock(config.run_dir):
+            # What writers killed in an earlier attempt left; no live process owns it now.
+            remove_stale_temporaries(config.run_dir)
+            try:
+                if os.path.exists(os.path.join(config.run_dir, FINAL_MODEL_FILE)):
+                    return _finish_locked(config)
+                return _train_locked(config, data, strategy, verbose)
+            except Exception as error:  # MemoryError included.
+                shortage = resources.describe(
+                    error, config, os.path.join(config.run_dir, BACKUP_DIR)
+                )
+                if shortage is None:
+                    raise
+                raise shortage from None
+    except tf.errors.OpError as error:
+        if cluster is None or not isinstance(error, distribute.peer_errors()):
+            raise
+        raise distribute.PeerLostError(
+            distribute.lost_peer_message(error, cluster)
+        ) from None
+    finally:
+        if worker_dir is not None:
+            distribute.remove_worker_dir(worker_dir)
 
 
 def _finish_locked(config):
@@ -326,15 +364,20 @@ def _train_locked(config, data, strategy, verbose):
     )
     logger.info("Run directory: %s", config.run_dir)
 
-    train_dataset = data_lib.make_dataset(
-        data.train_images, config.batch_size, shuffle=True, seed=config.seed, drop_remainder=True
+    train_dataset = distribute.shard_by_data(
+        data_lib.make_dataset(
+            data.train_images, config.batch_size, shuffle=True, seed=config.seed,
+            drop_remainder=True,
+        )
     )
     steps_per_epoch = int(train_dataset.cardinality())
     model = build_model(config, data.image_shape, strategy, steps_per_epoch=steps_per_epoch)
     # Validation batches in a fixed random order: test files group digits by writer, so batches
     # taken in file order are not samples of q(z) and their MMD read ~3x too high (measured).
     val_order = np.random.default_rng(config.seed).permutation(len(data.val_images))
-    val_dataset = data_lib.make_dataset(data.val_images[val_order], config.batch_size)
+    val_dataset = distribute.shard_by_data(
+        data_lib.make_dataset(data.val_images[val_order], config.batch_size)
+    )
     validation_images = data.val_images[:NUM_RECONSTRUCTION_IMAGES].astype(np.float32) / 255.0
     history = model.fit(
         train_dataset,
