@@ -33,7 +33,14 @@ def write_run_record(run_dir, image_shape=(28, 28, 1), **config):
     """The config.json of an earlier run that finished an epoch, as `training.train` writes it,
     and the commit point of that epoch's backup."""
     run_dir.mkdir(parents=True)
-    record = {"config": {"latent_dims": [2, 2, 2], "base_filters": 32, **config}}
+    record = {
+        "config": {
+            "latent_dims": [2, 2, 4],
+            "base_filters": 32,
+            "level_input": "modulated",
+            **config,
+        }
+    }
     record["image_shape"] = list(image_shape)
     (run_dir / "config.json").write_text(json.dumps(record))
     (run_dir / "backup").mkdir()
@@ -202,7 +209,19 @@ CASES = {
             "--latent-dims",
             "4,4",
         ],
-        ["--latent-dims 4,4: the run in --run-dir {tmp}/run was started with --latent-dims 2,2,2"],
+        ["--latent-dims 4,4: the run in --run-dir {tmp}/run was started with --latent-dims 2,2,4"],
+    ),
+    "resume with another level input": (
+        lambda tmp: [
+            "--run-dir",
+            str(write_run_record(tmp / "run")),
+            "--level-input",
+            "concatenated",
+        ],
+        [
+            "--level-input concatenated: the run in --run-dir {tmp}/run was started with "
+            "--level-input modulated"
+        ],
     ),
     "resume with other base filters": (
         lambda tmp: [
