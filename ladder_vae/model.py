@@ -429,7 +429,7 @@ class LadderVAE(keras.Model):
         # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
         # replica the exact gradient of its rows) and compared with one prior draw of the global
         # batch size, the same on every replica since they share the seed.
-        global_codes = _gather_replicas(codes)
+        global_codes = self.split_levels(_gather_replicas(keras.ops.concatenate(codes, axis=-1)))
         prior_codes = self.prior_sample(
             keras.ops.shape(global_codes[0])[0], dtype=global_codes[0].dtype
         )
@@ -511,14 +511,18 @@ def _replica_rows(batch_size):
     return start, start + tf.cast(batch_size, tf.int32), tf.reduce_sum(sizes)
 
 
-def _gather_replicas(tensors):
-    """The tensors of every replica, concatenated along the batch axis in replica order."""
+def _gather_replicas(tensor):
+    """The tensor of every replica, concatenated along the batch axis in replica order.
+
+    One tensor rather than one per level: the gradient of a gathered list of tensors of
+    different sizes fails to build (levels of 2 and 4 dimensions, measured).
+    """
     context = _multi_replica_context()
     if context is None:
-        return tensors
-    gathered = context.all_gather(list(tensors), axis=0)
+        return tensor
+    gathered = context.all_gather(tensor, axis=0)
     # The gather loses static shapes; the MMD bandwidth needs the code size.
-    return [tf.ensure_shape(g, [None, *t.shape[1:]]) for g, t in zip(gathered, tensors)]
+    return tf.ensure_shape(gathered, [None, *tensor.shape[1:]])
 
 
 def _step_logs(logs):

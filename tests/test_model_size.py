@@ -53,7 +53,9 @@ def test_the_most_levels_allowed_train_to_a_finite_loss_and_one_more_is_refused(
 
 def test_training_memory_is_refused_beyond_what_is_available():
     config = TrainConfig(base_filters=64, batch_size=256)
-    need = model_size.training_memory((28, 28, 1), (2, 2, 2), 64, 256)
+    need = model_size.training_memory(
+        (28, 28, 1), config.latent_dims, 64, 256, config.level_input
+    )
     assert need["total_bytes"] == need["parameter_bytes"] + need["activation_bytes"]
     # Four float32 copies of each trainable weight: itself, its gradient, Adam's two moments.
     assert need["parameter_bytes"] > 4 * 4 * 0.99 * need["parameters"]

@@ -59,7 +59,15 @@ def test_constants_of_the_backup_match_the_callback_and_training():
 
 def write_record(run_dir, **config):
     run_dir.mkdir()
-    record = {"config": {"latent_dims": [2, 2, 2], "base_filters": 32, **config}}
+    defaults = TrainConfig()
+    record = {
+        "config": {
+            "latent_dims": list(defaults.latent_dims),
+            "base_filters": 32,
+            "level_input": defaults.level_input,
+            **config,
+        }
+    }
     (run_dir / "config.json").write_text(json.dumps({**record, "image_shape": [8, 8, 1]}))
     return run_dir
 
