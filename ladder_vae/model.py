@@ -28,11 +28,11 @@ class LadderVAE(keras.Model):
     Each f_j mirrors g_j with a transposed convolution. The top code z_L enters through a dense
     projection to the feature map of h_L: it lays out the digit. A lower code z_j enters f_j by
     `level_input`:
-    - "modulated" (default): z_j scales and shifts every channel of f_j's two convolutions
-      (`ModulatedConv`, FiLM), the same at every position. It can restyle the strokes that the
-      levels above drew but cannot draw new ones, so identity stays at the top and z_j takes the
-      factors that f_j's resolution controls: stroke thickness at the lowest level, slant and
-      width above it, as in the paper's Fig. 4.
+    - "modulated" (default): z_j scales and shifts every channel (`ModulatedConv`, FiLM) of the
+      upsampling into the resolution of h_{j-1}, the input g_j reads z_j's evidence from (z_1
+      at the image's resolution), the same at every position. It can restyle the strokes that
+      the levels above drew but cannot draw new ones, so identity stays at the top and the
+      lowest level takes stroke thickness. The stage under the top is drawn from z_L alone.
     - "concatenated": z_j goes through a dense projection to a feature map that is concatenated
       with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
       whole digit from z_j, so the levels share identity.
