@@ -30,6 +30,7 @@ import time
 
 from ladder_vae.config import ConfigError
 from ladder_vae.config import _flag as config_flag
+from ladder_vae.run_lock import process_is_running
 
 logger = logging.getLogger(__name__)
 
@@ -208,20 +209,10 @@ def make_worker_dir(cluster):
     root = tempfile.gettempdir()
     for name in os.listdir(root):
         match = re.fullmatch(re.escape(WORKER_DIR_PREFIX) + r"[a-z]+\d+-(\d+)-.*", name)
-        if match and not _running(int(match.group(1))):
+        if match and not process_is_running(int(match.group(1))):
             remove_worker_dir(os.path.join(root, name))
     label = f"{cluster.task_type}{cluster.task_index}-{os.getpid()}-"
     return tempfile.mkdtemp(prefix=WORKER_DIR_PREFIX + label)
-
-
-def _running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_worker_dir(path):

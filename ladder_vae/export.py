@@ -29,6 +29,7 @@ import zipfile
 
 from ladder_vae.config import ConfigError
 from ladder_vae.resources import DiskFull, is_disk_full
+from ladder_vae.run_lock import process_is_running
 
 # Keras and TensorFlow are imported in the functions that use them: the command line checks its
 # arguments, paths and model file before TensorFlow starts, and reports bad input in one line.
@@ -256,18 +257,8 @@ def _remove_stale(parent, name):
         os.path.join(parent, f".{name}.old-*")
     ):
         pid = leftover.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not process_is_running(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_keras_model(path):

@@ -21,6 +21,17 @@ from ladder_vae.config import ConfigError
 LOCK_FILE = "run.lock"
 
 
+def process_is_running(pid):
+    """Whether a process with this pid exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunDirLocked(ConfigError):
     """Another live process holds the lock of the run directory; the message names both."""
 
