@@ -130,7 +130,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from ladder_vae.config import ConfigError
+    from ladder_vae.errors import ConfigError
     from ladder_vae.data import DataError
     from ladder_vae.evaluation import EvaluationError, loading
 

@@ -1,7 +1,7 @@
 """Train a variational ladder autoencoder with MMD and SSIM losses.
 
     python train.py                                  # MNIST through TFDS, 200 epochs
-    python train.py --data-dir ../shared/data/mnist --epochs 20 --run-dir runs/mnist
+    python train.py --data-dir ~/data/mnist --epochs 20 --run-dir runs/mnist  # IDX files
 
 Running the same command again with the same --run-dir after an interruption resumes the run.
 """
@@ -9,10 +9,10 @@ Running the same command again with the same --run-dir after an interruption res
 import argparse
 import logging
 import os
-import re
 import sys
 
 from ladder_vae.config import TrainConfig
+from ladder_vae.run_dir import RunDir
 
 DEFAULTS = TrainConfig()
 # Exit status when a loss became NaN or Inf (2 is for usage errors).
@@ -21,46 +21,23 @@ EXIT_NON_FINITE_LOSS = 3
 EXIT_PEER_LOST = 4
 
 
-def _number(kind, minimum, inclusive):
-    """An argparse type: a number of `kind` above (or at) `minimum`, with a one-line error."""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < minimum or (value == minimum and not inclusive):
-            bound = ">=" if inclusive else ">"
-            raise argparse.ArgumentTypeError(f"must be {bound} {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _number(int, 1, inclusive=True)
-non_negative_int = _number(int, 0, inclusive=True)
-positive_float = _number(float, 0.0, inclusive=False)
-non_negative_float = _number(float, 0.0, inclusive=True)
-
-
 def latent_dims(text):
-    """`2,2,2` (or `2 2 2` given as one argument) to (2, 2, 2)."""
+    """`2,2,4` (or `2 2 4` given as one argument) to (2, 2, 4); `TrainConfig.validate` judges
+    the sizes."""
     parts = [part for part in text.replace(",", " ").split() if part]
-    if not parts:
-        raise argparse.ArgumentTypeError("expected one positive integer per level, e.g. 2,2,2")
-    return tuple(positive_int(part) for part in parts)
+    try:
+        dims = tuple(int(part) for part in parts)
+    except ValueError:
+        dims = ()
+    if not dims:
+        raise argparse.ArgumentTypeError(
+            f"expected one integer per level, e.g. 2,2,4; got {text!r}"
+        )
+    return dims
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse, with usage errors reported in one line instead of a usage block and a line."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Before Python 3.13 argparse takes `-1e-3` for an option and reports "expected one
-        # argument"; with 3.13's pattern the value reaches its type and its range check.
-        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -84,7 +61,7 @@ def parse_args(argv=None):
         "--data-dir",
         default=None,
         help="directory of IDX files (train-images-idx3-ubyte[.gz], labels, t10k-*) to use "
-        "instead of TFDS, e.g. ../shared/data/mnist",
+        "instead of TFDS, e.g. ~/data/mnist",
     )
     data.add_argument(
         "--tfds-data-dir",
@@ -102,25 +79,25 @@ def parse_args(argv=None):
     )
     model.add_argument(
         "--base-filters",
-        type=positive_int,
+        type=int,
         default=DEFAULTS.base_filters,
         help="filters of the lowest level, doubled per level (default: %(default)s)",
     )
     model.add_argument(
         "--mmd-weight",
-        type=non_negative_float,
+        type=float,
         default=DEFAULTS.mmd_weight,
         help="weight of MMD(q(z) || p(z)) (default: %(default)s)",
     )
     model.add_argument(
         "--ssim-weight",
-        type=non_negative_float,
+        type=float,
         default=DEFAULTS.ssim_weight,
         help="weight of 1 - SSIM; 0 trains the model without SSIM (default: %(default)s)",
     )
     model.add_argument(
         "--reconstruction-sigma",
-        type=positive_float,
+        type=float,
         default=DEFAULTS.reconstruction_sigma,
         help="standard deviation of the Gaussian likelihood (default: %(default)s)",
     )
@@ -141,7 +118,7 @@ def parse_args(argv=None):
     )
     model.add_argument(
         "--level-resample",
-        type=non_negative_float,
+        type=float,
         default=DEFAULTS.level_resample,
         help="probability of replacing, in a training step, an image's code of a level below "
         "the top by a prior draw, so that identity moves to the top level and each lower level "
@@ -151,19 +128,19 @@ def parse_args(argv=None):
     training = parser.add_argument_group("training")
     training.add_argument(
         "--epochs",
-        type=positive_int,
+        type=int,
         default=DEFAULTS.epochs,
         help="maximum number of epochs (default: %(default)s)",
     )
     training.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=int,
         default=DEFAULTS.batch_size,
         help="images per step (default: %(default)s)",
     )
     training.add_argument(
         "--learning-rate",
-        type=positive_float,
+        type=float,
         default=DEFAULTS.learning_rate,
         help="Adam learning rate, the peak of the cosine schedule (default: %(default)s)",
     )
@@ -183,14 +160,14 @@ def parse_args(argv=None):
     schedule.add_argument(
         "--patience",
         dest="early_stopping_patience",
-        type=non_negative_int,
+        type=int,
         default=DEFAULTS.early_stopping_patience,
         help="epochs without val_loss improvement before stopping (default: %(default)s)",
     )
     schedule.add_argument(
         "--min-delta",
         dest="early_stopping_min_delta",
-        type=non_negative_float,
+        type=float,
         default=DEFAULTS.early_stopping_min_delta,
         help="smallest val_loss decrease that counts as improvement (default: %(default)s)",
     )
@@ -203,25 +180,25 @@ def parse_args(argv=None):
     )
     schedule.add_argument(
         "--lr-patience",
-        type=non_negative_int,
+        type=int,
         default=DEFAULTS.lr_patience,
         help="plateau: epochs without improvement before the LR is reduced (default: %(default)s)",
     )
     schedule.add_argument(
         "--lr-factor",
-        type=positive_float,
+        type=float,
         default=DEFAULTS.lr_factor,
         help="plateau: factor applied to the LR on a plateau (default: %(default)s)",
     )
     schedule.add_argument(
         "--min-learning-rate",
-        type=positive_float,
+        type=float,
         default=DEFAULTS.min_learning_rate,
         help="plateau: lowest LR (default: %(default)s)",
     )
     schedule.add_argument(
         "--warmup-epochs",
-        type=non_negative_int,
+        type=int,
         default=DEFAULTS.warmup_epochs,
         help="cosine: epochs of linear warm-up (default: %(default)s)",
     )
@@ -229,7 +206,7 @@ def parse_args(argv=None):
     output = parser.add_argument_group("output")
     output.add_argument(
         "--sample-every",
-        type=positive_int,
+        type=int,
         default=DEFAULTS.sample_every,
         help="write sample images every this many epochs (default: %(default)s)",
     )
@@ -260,25 +237,41 @@ def parse_args(argv=None):
     )
     speed.add_argument(
         "--peer-timeout",
-        type=positive_float,
+        type=float,
         default=DEFAULTS.peer_timeout,
         metavar="SECONDS",
         help="multiworker: how long to wait for the other workers to start, and without "
         "heartbeats from one before stopping with an error that names it; one exchange waits "
         "at most 5 times this (default: %(default)s)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_numbers(sys.argv[1:] if argv is None else argv))
     return TrainConfig(**vars(args))
+
+
+def _attach_negative_numbers(argv):
+    """`--flag -1e-3` as `--flag=-1e-3`. Before Python 3.13 argparse takes a negative number
+    in exponent form for a flag and reports "expected one argument"; attached, the value
+    reaches `TrainConfig.validate`, which says what is wrong with it."""
+    argv, joined = list(argv), []
+    while argv:
+        token = argv.pop(0)
+        if token.startswith("--") and "=" not in token and argv and argv[0].startswith("-"):
+            try:
+                float(argv[0])
+            except ValueError:
+                pass
+            else:
+                token = f"{token}={argv.pop(0)}"
+        joined.append(token)
+    return joined
 
 
 def non_finite_message(error, run_dir):
     """What a NaN or Inf loss stopped, and what of the run is kept."""
+    run = RunDir(run_dir)
     kept = [
         f"{path} ({what})"
-        for path, what in (
-            (os.path.join(run_dir, "best.keras"), "best epoch"),
-            (os.path.join(run_dir, "backup"), "last finished epoch"),
-        )
+        for path, what in ((run.best_model, "best epoch"), (run.backup, "last finished epoch"))
         if os.path.exists(path)
     ]
     state = f"kept the last good state: {' and '.join(kept)}" if kept else "no epoch had finished"
@@ -299,7 +292,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if config.strategy == "multiworker" else "2")
 
     from ladder_vae import preflight
-    from ladder_vae.config import ConfigError
+    from ladder_vae.errors import ConfigError
     from ladder_vae.distribute import PeerLostError
     from ladder_vae.data import DataError
     from ladder_vae.resources import ResourceExhausted
@@ -308,13 +301,11 @@ def main(argv=None):
         # Settings, run directory and IDX data are checked before TensorFlow starts: bad input
         # is reported at once, in one line, and leaves nothing behind.
         data = preflight.check_run(config)
-        from ladder_vae.training import train
-
-        # Imports TensorFlow, as `training` did.
-        from callbacks import DamagedBackupError, NonFiniteLossError
+        from callbacks import DamagedBackupError, NonFiniteLossError, for_run
+        from ladder_vae.training import train_checked
 
         try:
-            train(config, data=data)
+            train_checked(config, data, for_run, command=sys.argv)
         except DamagedBackupError as error:
             print(f"train.py: error: {error}", file=sys.stderr)
             return 2

@@ -11,10 +11,10 @@ import numpy as np
 
 from ladder_vae.atomic import atomic_path
 from ladder_vae.config import write_json
+from ladder_vae.run_dir import BACKUP_STATE_FILE as STATE_FILE
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
 # The state of the epoch before, kept with its files: what a damaged last backup falls back to.
 PREVIOUS_STATE_FILE = "state.previous.json"
 # The attributes in which Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau) and

@@ -2,25 +2,13 @@
 
 import logging
 import math
-import os
 import warnings
 
 import keras
 
-from ladder_vae.atomic import atomic_path
+from ladder_vae.saving import save_model_atomically
 
 logger = logging.getLogger(__name__)
-
-
-def save_model_atomically(model, filepath):
-    """`model.save(filepath)` through a temporary file in the same directory and a rename.
-
-    A process killed while saving leaves at most a stray temporary file, never a truncated
-    `filepath`: `os.replace` is atomic within one file system.
-    """
-    os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
-    with atomic_path(filepath, suffix=".keras") as temporary:
-        model.save(temporary, overwrite=True)
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

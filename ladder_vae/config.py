@@ -5,6 +5,7 @@ import json
 import math
 
 from ladder_vae.atomic import atomic_path
+from ladder_vae.errors import ConfigError
 
 
 # The smallest batch the MMD term can be estimated on (see `losses.mmd`).
@@ -15,10 +16,6 @@ EMPTY_PATH_ADVICE = {
     "data_dir": "TFDS",
     "tfds_data_dir": "$TFDS_DATA_DIR or ~/tensorflow_datasets",
 }
-
-
-class ConfigError(ValueError):
-    """An invalid setting; its message names the command-line flag at fault."""
 
 
 @dataclasses.dataclass
@@ -96,11 +93,15 @@ class TrainConfig:
         for name in positive_numbers:
             value = getattr(self, name)
             if not _finite(value) or value <= 0:
-                raise ConfigError(f"{_flag(name)} must be a positive number. Received: {value!r}")
+                raise ConfigError(
+                    f"{_flag(name)} must be a finite number > 0. Received: {value!r}"
+                )
         for name in ("mmd_weight", "ssim_weight", "early_stopping_min_delta"):
             value = getattr(self, name)
             if not _finite(value) or value < 0:
-                raise ConfigError(f"{_flag(name)} must be a number >= 0. Received: {value!r}")
+                raise ConfigError(
+                    f"{_flag(name)} must be a finite number >= 0. Received: {value!r}"
+                )
         seed = self.seed
         # The range that numpy's and keras.utils.set_random_seed's generators accept.
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:

@@ -28,7 +28,7 @@ import socket
 import tempfile
 import time
 
-from ladder_vae.config import ConfigError
+from ladder_vae.errors import ConfigError
 from ladder_vae.config import _flag as config_flag
 from ladder_vae.run_lock import process_is_running
 

@@ -2,94 +2,66 @@
 against the model, and an earlier run in the directory against the one now asked for.
 
 Each check raises `ConfigError` or `DataError` with one line that names the flag, file or value
-at fault, and leaves nothing behind. Nothing here imports TensorFlow, so that `train.py` reports
-bad input at once, before TensorFlow's start-up cost and log lines; `training.train` runs the
-same checks for callers that do not come through `train.py`.
+at fault, and leaves nothing behind. This is the one gate of a run's settings: `train.py` parses
+types only, and `training.train` runs these checks once for callers that do not come through
+`train.py`. Nothing here imports TensorFlow, so that bad input is reported at once, before
+TensorFlow's start-up cost and log lines.
 """
 
 import json
 import os
-import tempfile
 
 from ladder_vae import data as data_lib
-from ladder_vae import distribute, model_size, run_lock
-from ladder_vae.config import MIN_BATCH_SIZE, ConfigError
+from ladder_vae import distribute, model_size
+from ladder_vae import run_dir as run_dir_lib
+from ladder_vae.config import MIN_BATCH_SIZE
+from ladder_vae.errors import ConfigError
 
 # The smallest image side the model takes: tf.image.ssim needs images at least as large as its
 # window, `losses.SSIM_FILTER_SIZE` (a test checks that the two agree; losses imports TensorFlow).
 MIN_IMAGE_SIDE = 7
-# `training.CONFIG_FILE`, the record of a run in its directory.
-CONFIG_FILE = "config.json"
-# `training.FINAL_MODEL_FILE`, written when a run has finished.
-FINAL_MODEL_FILE = "model.keras"
-# `training.BACKUP_DIR` and the commit point of its backup (`callbacks`' `STATE_FILE`): a run
-# directory without them (and without a final model) never finished an epoch.
-BACKUP_DIR = "backup"
-BACKUP_STATE_FILE = "state.json"
-# `export.SAVED_MODEL_DIR`, the SavedModel that ends a run (export imports TensorFlow).
-SAVED_MODEL_DIR = "saved_model"
 # Settings that shape the model's weights: a run can only be resumed with the same values.
 ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
 
 
-def check_run(config):
+def check_run(config, data=None):
     """Every check that `config` allows before TensorFlow starts; the first failure raises.
 
-    Validates the settings and, for `--strategy multiworker`, `TF_CONFIG`; checks the run
-    directory (when one is given and this process writes it) is, or can be made, a writable
-    directory that no other training holds; and, for IDX data (`--data-dir`), loads the
-    data and checks it against the model and against a run to resume there. TFDS data is left
-    to `training.train`, which loads it after TensorFlow has started.
+    Validates the settings and, for `--strategy multiworker`, `TF_CONFIG`; gives `config` its
+    default run directory when it has none; checks the run directory (when this process writes
+    it) is, or can be made, a writable directory that no other training holds; and, for IDX
+    data (`--data-dir`), loads the data and runs `check_loaded_data`. TFDS data is loaded and
+    checked by `training.train_checked`, after TensorFlow has started.
+
+    Args:
+        config: the `TrainConfig`.
+        data: an `ImageData` already in memory to check instead of the data `config` names.
 
     Returns:
         The loaded `ImageData`, or None when the data comes from TFDS.
     """
     config.validate()
+    config.run_dir = config.run_dir or run_dir_lib.default_run_dir()
     # A malformed TF_CONFIG fails here; a worker other than the chief writes no run directory.
-    writes_run_dir = distribute.writes_run_dir(config)
-    if config.run_dir and writes_run_dir:
-        check_run_dir(config.run_dir, export=config.export)
-    if config.data_dir is None:
+    if distribute.writes_run_dir(config):
+        run_dir_lib.check_run_dir(config.run_dir, export=config.export)
+    if data is None and config.data_dir is None:
         tfds_data_dir = config.tfds_data_dir
         if tfds_data_dir and os.path.exists(tfds_data_dir) and not os.path.isdir(tfds_data_dir):
             raise ConfigError(f"--tfds-data-dir {tfds_data_dir}: exists and is not a directory")
         return None
-    data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
-    check_data(config, data)
-    if config.run_dir and writes_run_dir:
-        check_resume(config, data)
+    if data is None:
+        data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
+    check_loaded_data(config, data)
     return data
 
 
-def check_run_dir(run_dir, export=True):
-    """Raises `ConfigError` unless `run_dir` is, or can be created as, a directory that this
-    process can write, that no other training holds and that holds no finished run: one with a
-    final model and nothing left to finish (see `left_to_finish`; `export` says whether the run
-    asks for an export). Writes a probe file and removes it: permission bits do not tell (root
-    passes `os.access` on a read-only file system)."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
-    if os.path.isdir(run_dir):
-        problem = _write_probe(run_dir)
-        if problem:
-            raise ConfigError(f"--run-dir {run_dir}: not writable ({problem})")
-        run_lock.check_unlocked(run_dir)
-        if os.path.exists(os.path.join(run_dir, FINAL_MODEL_FILE)) and not left_to_finish(
-            run_dir, export
-        ):
-            raise ConfigError(
-                f"--run-dir {run_dir}: holds a finished run ({FINAL_MODEL_FILE}); "
-                "choose another --run-dir"
-            )
-        return
-    ancestor = os.path.dirname(os.path.abspath(run_dir))
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise ConfigError(f"--run-dir {run_dir}: cannot create it ({ancestor} is not a directory)")
-    problem = _write_probe(ancestor)
-    if problem:
-        raise ConfigError(f"--run-dir {run_dir}: cannot create it ({ancestor}: {problem})")
+def check_loaded_data(config, data):
+    """Raises unless the model of `config` can train on `data`, and a run to resume in the run
+    directory (when this process writes it) trained on the same kind of images and model."""
+    check_data(config, data)
+    if distribute.writes_run_dir(config):
+        check_resume(config, data)
 
 
 def check_data(config, data):
@@ -157,8 +129,9 @@ def check_resume(config, data):
     checkpoints, or would mix two models in one directory. A run that never finished an epoch
     (one stopped by a model too large for the memory, say) has nothing to resume: it is started
     over with the new settings."""
-    path = os.path.join(config.run_dir, CONFIG_FILE)
-    if not os.path.exists(path) or not finished_an_epoch(config.run_dir):
+    run = run_dir_lib.RunDir(config.run_dir)
+    path = run.config
+    if not os.path.exists(path) or not run.finished_an_epoch():
         return
     try:
         with open(path) as file:
@@ -196,37 +169,6 @@ def check_resume(config, data):
                 f"{flag} {given}: the run in --run-dir {config.run_dir} was started with "
                 f"{flag} {saved} ({path}); pass the same value to resume it, or another --run-dir"
             )
-
-
-def left_to_finish(run_dir, export=True):
-    """What a run whose final model is saved still lacks, in words (a list, empty when
-    complete): the removal of its backup, and with `export` its SavedModel. A process killed
-    after saving `model.keras` leaves these; the same command then finishes them."""
-    left = []
-    if os.path.exists(os.path.join(run_dir, BACKUP_DIR)):
-        left.append(f"remove {BACKUP_DIR}/")
-    if export and not os.path.exists(os.path.join(run_dir, SAVED_MODEL_DIR, "saved_model.pb")):
-        left.append(f"export {SAVED_MODEL_DIR}/")
-    return left
-
-
-def finished_an_epoch(run_dir):
-    """Whether the run in `run_dir` has something to resume or keep: a committed backup of an
-    epoch, or a final model."""
-    return os.path.exists(os.path.join(run_dir, BACKUP_DIR, BACKUP_STATE_FILE)) or os.path.exists(
-        os.path.join(run_dir, FINAL_MODEL_FILE)
-    )
-
-
-def _write_probe(directory):
-    """None if a file can be created in `directory` (then removed), else the reason."""
-    try:
-        fd, path = tempfile.mkstemp(prefix=".write-probe-", dir=directory)
-    except OSError as error:
-        return error.strerror or str(error)
-    os.close(fd)
-    os.remove(path)
-    return None
 
 
 def _images_file(data, config):

@@ -53,26 +53,26 @@ def is_out_of_memory(error):
     return any(fragment in text for fragment in OUT_OF_MEMORY_TEXTS)
 
 
-def last_backup_epoch(backup_dir):
-    """The epoch of the last committed backup in `backup_dir`, or None."""
+def last_backup_epoch(state_path):
+    """The epoch of the last committed backup, whose state file is `state_path`, or None."""
     try:
-        with open(os.path.join(backup_dir, "state.json")) as file:
+        with open(state_path) as file:
             epoch = json.load(file).get("epoch")
     except (OSError, ValueError, AttributeError):
         return None
     return epoch if isinstance(epoch, int) else None
 
 
-def describe(error, config, backup_dir):
+def describe(error, config, run):
     """A `ResourceExhausted` describing `error` for the run of `config`, or None when `error` is
     not a shortage of memory or disk space.
 
     Args:
         error: the exception training, saving or exporting raised.
         config: the run's `TrainConfig`.
-        backup_dir: the run's backup directory, to say which epoch a rerun resumes from.
+        run: the run's `RunDir`, to say which epoch a rerun resumes from.
     """
-    epoch = last_backup_epoch(backup_dir)
+    epoch = last_backup_epoch(run.backup_state)
     if is_disk_full(error):
         path = getattr(error, "path", None) or getattr(error, "filename", None)
         where = f"while writing {_relative(path, config.run_dir)}" if path else (

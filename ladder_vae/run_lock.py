@@ -16,7 +16,7 @@ import fcntl
 import os
 import socket
 
-from ladder_vae.config import ConfigError
+from ladder_vae.errors import ConfigError
 
 LOCK_FILE = "run.lock"
 

@@ -1,45 +1,30 @@
 """One training run, from a `TrainConfig` to a run directory."""
 
 import dataclasses
-import datetime
 import logging
-import os
 import platform
 import shutil
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from ladder_vae import data as data_lib
-from ladder_vae import distribute, preflight, resources
+from ladder_vae import distribute, preflight, resources, saving
+from ladder_vae import run_dir as run_dir_lib
 from ladder_vae.atomic import remove_stale_temporaries
-from ladder_vae.config import ConfigError, TrainConfig, write_json
-from ladder_vae.export import SAVED_MODEL_DIR, export_model, export_run, load_keras_model
+from ladder_vae.config import TrainConfig, write_json
+from ladder_vae.export import export_model, export_run
 from ladder_vae.model import LadderVAE
 from ladder_vae.run_lock import RunLock
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-BEST_MODEL_FILE = "best.keras"
-FINAL_MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-BACKUP_DIR = "backup"
-LOGS_DIR = "logs"
-SAMPLES_DIR = "samples"
 # Validation images shown beside their reconstructions every epoch.
 NUM_RECONSTRUCTION_IMAGES = 32
 
 # The strategies `make_strategy` has created in this process, by name.
 _STRATEGIES = {}
-
-
-def default_run_dir(now=None):
-    """`runs/<timestamp>`, relative to the working directory."""
-    now = now or datetime.datetime.now()
-    return os.path.join("runs", now.strftime("%Y%m%d-%H%M%S"))
 
 
 def library_versions():
@@ -52,18 +37,6 @@ def library_versions():
         "tensorflow_datasets": tfds.__version__,
         "numpy": np.__version__,
     }
-
-
-def prepare_run_dir(run_dir):
-    """Creates `run_dir`, or says clearly why it cannot be used."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"--run-dir {run_dir}: cannot create it ({error.strerror})") from None
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise ConfigError(f"--run-dir {run_dir}: not writable")
 
 
 def make_strategy(name, cluster=None, peer_timeout=None):
@@ -106,11 +79,6 @@ def learning_rate_schedule(config, steps_per_epoch=None):
     """
     if config.lr_schedule != "cosine":
         return config.learning_rate
-    if config.warmup_epochs >= config.epochs:
-        raise ConfigError(
-            f"--warmup-epochs {config.warmup_epochs} leaves no epoch for the cosine decay of "
-            f"--epochs {config.epochs}; use fewer warm-up epochs"
-        )
     if not steps_per_epoch:
         raise ValueError(
             "`steps_per_epoch` is needed by the cosine schedule. "
@@ -153,120 +121,39 @@ def build_model(config, image_shape, strategy=None, steps_per_epoch=None):
     return model
 
 
-def build_callbacks(config, run_dir, validation_images=None):
-    """The callbacks of a run, in the order they must run (see each one's docstring).
+def train(config, make_callbacks, data=None, verbose="auto", command=None):
+    """Checks `config` and `data` (`preflight.check_run`), then trains: `train_checked`.
 
-    Stopping on `val_loss` with the best weights restored, the learning-rate schedule
-    (`ReduceLROnPlateau` unless `config.lr_schedule` is `cosine`, which lives in the optimizer),
-    the learning rate in the logs, `history.csv`, TensorBoard scalars, images and config, the
-    figures under `samples/`, `best.keras`, the per-epoch backup that a rerun resumes from, and
-    under `--strategy multiworker` the copy of the chief's restored state to the other workers.
-
-    Args:
-        validation_images: float array [n, H, W, C] in [0, 1] to show beside their
-            reconstructions every epoch; None leaves that figure out.
-    """
-    import callbacks as lvae_callbacks
-
-    logs_dir = os.path.join(run_dir, LOGS_DIR)
-    samples_dir = os.path.join(run_dir, SAMPLES_DIR)
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
-        mode="min",
-        patience=config.early_stopping_patience,
-        min_delta=config.early_stopping_min_delta,
-        restore_best_weights=True,
-        verbose=1,
-    )
-    best_checkpoint = lvae_callbacks.BestModelCheckpoint(
-        os.path.join(run_dir, BEST_MODEL_FILE), monitor="val_loss", mode="min"
-    )
-    stateful = [early_stopping, best_checkpoint]
-    if config.lr_schedule == "plateau":
-        stateful.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
-                mode="min",
-                factor=config.lr_factor,
-                patience=config.lr_patience,
-                # What counts as an improvement is the same as for early stopping.
-                min_delta=config.early_stopping_min_delta,
-                min_lr=config.min_learning_rate,
-                verbose=1,
-            )
-        )
-    figures = [
-        lvae_callbacks.SampleGrid(
-            samples_dir,
-            log_dir=os.path.join(logs_dir, "samples"),
-            every=config.sample_every,
-            seed=config.seed,
-        ),
-        lvae_callbacks.LevelTraversal(
-            samples_dir,
-            log_dir=os.path.join(logs_dir, "traversals"),
-            every=config.sample_every,
-            seed=config.seed,
-        ),
-    ]
-    if validation_images is not None:
-        figures.append(
-            lvae_callbacks.ReconstructionGrid(
-                samples_dir,
-                validation_images,
-                log_dir=os.path.join(logs_dir, "reconstructions"),
-                every=config.sample_every,
-            )
-        )
-    # After the restore: the other workers of a multi-worker run take the chief's state.
-    broadcast = []
-    if config.strategy == "multiworker":
-        broadcast.append(lvae_callbacks.ChiefStateBroadcast(stateful))
-    return [
-        # First: nothing may save the weights of a step that made the loss NaN.
-        lvae_callbacks.TerminateOnNonFinite(),
-        # Before the loggers, which fix their columns at the first epoch.
-        lvae_callbacks.LearningRateLogger(),
-        *stateful,
-        lvae_callbacks.ResumableCSVLogger(os.path.join(run_dir, HISTORY_FILE)),
-        keras.callbacks.TensorBoard(logs_dir, write_graph=False),
-        lvae_callbacks.ConfigText(os.path.join(logs_dir, "config"), config.to_dict()),
-        *figures,
-        # Last: it saves the state the others reached in this epoch, and restores it after
-        # their on_train_begin has reset it. The backup is deleted by `train` once the final
-        # model is saved, not when fit returns.
-        lvae_callbacks.AtomicBackupAndRestore(
-            os.path.join(run_dir, BACKUP_DIR), stateful_callbacks=stateful, delete_checkpoint=False
-        ),
-        *broadcast,
-    ]
+    `data`: an `ImageData` in memory to train on instead of the data `config` names."""
+    data = preflight.check_run(config, data)
+    return train_checked(config, data, make_callbacks, verbose=verbose, command=command)
 
 
-def train(config, verbose="auto", data=None):
-    """Trains a model as `config` says and fills its run directory.
+def train_checked(config, data, make_callbacks, verbose="auto", command=None):
+    """Trains a model as `config` says and fills its run directory (`ladder_vae.run_dir`).
 
-    The run directory holds `config.json` (the resolved config, the data source and library
-    versions), `logs/` for TensorBoard, `samples/`, `best.keras` (lowest validation loss),
-    `model.keras` (the final model: the best epoch's weights, which early stopping restores),
-    `history.csv`, and `backup/` while a run is unfinished. Calling `train` again with the same
+    `config` has passed `preflight.check_run`, which returned `data` (None for TFDS data, which
+    is loaded and checked here, after TensorFlow has started). Calling it again with the same
     run directory resumes an unfinished run from its last finished epoch; one stopped after
-    saving `model.keras` is finished (backup removed, missing export written) without training;
-    a finished run is refused.
-    `run.lock` is locked while a process trains there: a second training on the same directory
+    saving `model.keras` is finished (backup removed, missing export written) without training.
+    `run.lock` is held while a process trains there: a second training on the same directory
     fails at once with `RunDirLocked` (a `ConfigError`) instead of corrupting the run.
 
     Args:
-        config: the `TrainConfig`.
+        config: the checked `TrainConfig`; `config.run_dir` is set.
+        data: the `ImageData` that `preflight.check_run` loaded, or None.
+        make_callbacks: `make_callbacks(config, run_dir, validation_images)` gives the Keras
+            callbacks of the run; `callbacks.for_run` gives this project's (early stopping,
+            schedule, logs, figures, checkpoints and the backup a rerun resumes from).
         verbose: `fit`'s verbosity.
-        data: the `ImageData` to train on, as `preflight.check_run` returns it (`train.py` loads
-            IDX data there, before TensorFlow starts); None loads the data that `config` names.
+        command: the command line to record in `config.json`.
 
     Returns:
         (model, history): the trained model and Keras's `History` (None when the run only
         needed finishing).
 
     Raises:
-        ConfigError, DataError: bad settings or data, found before anything is written.
+        ConfigError, DataError: bad TFDS data, or settings that differ between workers.
         NonFiniteLossError: a loss became NaN or Inf; `best.keras` and `backup/` hold the last
             good state.
         resources.ResourceExhausted: memory or disk space ran out; the message says what to
@@ -278,10 +165,8 @@ def train(config, verbose="auto", data=None):
     takes its lock); the other workers write into a temporary directory, removed when they stop,
     and start from the chief's state (see `ladder_vae.distribute`).
     """
-    config.validate()
     cluster = distribute.check_cluster(config)
     strategy = make_strategy(config.strategy, cluster, config.peer_timeout)
-    config.run_dir = config.run_dir or default_run_dir()
     worker_dir = None
     if cluster is not None and not cluster.is_chief:
         # Runs every step and callback of the chief (saving may take part in collectives), into
@@ -298,27 +183,26 @@ def train(config, verbose="auto", data=None):
         keras.utils.set_random_seed(config.seed)
         if data is None:
             data = data_lib.load_data(config.dataset, config.data_dir, config.tfds_data_dir)
-        # All checks pass before the run directory is touched, so bad input leaves nothing
-        # behind; under multiworker every worker checks that the others run the same settings.
-        preflight.check_data(config, data)
-        preflight.check_run_dir(config.run_dir, export=config.export)
-        preflight.check_resume(config, data)
+            preflight.check_loaded_data(config, data)
+        # Under multiworker every worker checks that the others run the same settings before
+        # the run directory is touched.
         distribute.check_same_settings(
             strategy, cluster, distribute.shared_settings(config, data)
         )
-        prepare_run_dir(config.run_dir)
+        run_dir_lib.create_run_dir(config.run_dir)
+        run = run_dir_lib.RunDir(config.run_dir)
         # Held through training, saving and export; the kernel drops it if the process dies.
-        with RunLock(config.run_dir):
+        with RunLock(run.path):
             # What writers killed in an earlier attempt left; no live process owns it now.
-            remove_stale_temporaries(config.run_dir)
+            remove_stale_temporaries(run.path)
             try:
-                if os.path.exists(os.path.join(config.run_dir, FINAL_MODEL_FILE)):
-                    return _finish_locked(config)
-                return _train_locked(config, data, strategy, verbose)
-            except Exception as error:  # MemoryError included.
-                shortage = resources.describe(
-                    error, config, os.path.join(config.run_dir, BACKUP_DIR)
+                if run.finished_training():
+                    return _finish_locked(config, run)
+                return _train_locked(
+                    config, run, data, strategy, make_callbacks, verbose, command
                 )
+            except Exception as error:  # MemoryError included.
+                shortage = resources.describe(error, config, run)
                 if shortage is None:
                     raise
                 raise shortage from None
@@ -333,36 +217,35 @@ def train(config, verbose="auto", data=None):
             distribute.remove_worker_dir(worker_dir)
 
 
-def _finish_locked(config):
+def _finish_locked(config, run):
     """Finishes a run that was stopped after saving `model.keras`: removes its backup and
     writes its missing export. Returns (the final model, None): no epoch is trained."""
-    left = preflight.left_to_finish(config.run_dir, export=config.export)
     logger.info(
         "The run in %s had finished training (%s); finishing it: %s",
-        config.run_dir,
-        FINAL_MODEL_FILE,
-        ", ".join(left),
+        run.path,
+        run_dir_lib.FINAL_MODEL_FILE,
+        ", ".join(run.left_to_finish(export=config.export)),
     )
-    shutil.rmtree(os.path.join(config.run_dir, BACKUP_DIR), ignore_errors=True)
-    model = load_keras_model(os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    shutil.rmtree(run.backup, ignore_errors=True)
+    model = saving.load_model(run.final_model)
     if config.export:
-        export_model(model, os.path.join(config.run_dir, SAVED_MODEL_DIR))
+        export_model(model, run.saved_model)
     return model, None
 
 
-def _train_locked(config, data, strategy, verbose):
-    """The part of `train` that writes the run directory, run while holding its lock."""
+def _train_locked(config, run, data, strategy, make_callbacks, verbose, command):
+    """The part of `train_checked` that writes the run directory, run while holding its lock."""
     write_json(
-        os.path.join(config.run_dir, CONFIG_FILE),
+        run.config,
         {
             "config": config.to_dict(),
             "data": data.source,
             "image_shape": list(data.image_shape),
             "versions": library_versions(),
-            "command": sys.argv,
+            "command": list(command) if command is not None else None,
         },
     )
-    logger.info("Run directory: %s", config.run_dir)
+    logger.info("Run directory: %s", run.path)
 
     train_dataset = distribute.shard_by_data(
         data_lib.make_dataset(
@@ -373,7 +256,7 @@ def _train_locked(config, data, strategy, verbose):
     steps_per_epoch = int(train_dataset.cardinality())
     model = build_model(config, data.image_shape, strategy, steps_per_epoch=steps_per_epoch)
     # Validation batches in a fixed random order: test files group digits by writer, so batches
-    # taken in file order are not samples of q(z) and their MMD read ~3x too high (measured).
+    # taken in file order are not samples of q(z) and their MMD read too high.
     val_order = np.random.default_rng(config.seed).permutation(len(data.val_images))
     val_dataset = distribute.shard_by_data(
         data_lib.make_dataset(data.val_images[val_order], config.batch_size)
@@ -383,17 +266,15 @@ def _train_locked(config, data, strategy, verbose):
         train_dataset,
         validation_data=val_dataset,
         epochs=config.epochs,
-        callbacks=build_callbacks(config, config.run_dir, validation_images=validation_images),
+        callbacks=make_callbacks(config, run.path, validation_images),
         shuffle=False,
         verbose=verbose,
     )
-    from callbacks import save_model_atomically
-
-    save_model_atomically(model, os.path.join(config.run_dir, FINAL_MODEL_FILE))
+    saving.save_model_atomically(model, run.final_model)
     # Only now: a kill before this point resumes from the backup, one after it finds model.keras.
-    shutil.rmtree(os.path.join(config.run_dir, BACKUP_DIR), ignore_errors=True)
+    shutil.rmtree(run.backup, ignore_errors=True)
     if config.export:
         # From the saved file, not the model in memory: the export then matches model.keras
         # exactly and holds no tf.distribute variables. Writes RUN_DIR/saved_model.
-        export_run(config.run_dir)
+        export_run(run.path)
     return model, history

@@ -1,4 +1,4 @@
-"""The callbacks of a run (`callbacks/`, wired by `training.build_callbacks`), on tiny real data.
+"""The callbacks of a run (`callbacks/`, wired by `callbacks.for_run`), on tiny real data.
 
 One module-scoped `fit` of 2 epochs with every callback feeds most tests (a `fit` costs seconds
 of tracing); resume and NaN need their own.
@@ -25,8 +25,10 @@ from PIL import Image
 
 import callbacks as lvae_callbacks
 from ladder_vae import data as data_lib
-from ladder_vae import training
-from ladder_vae.config import ConfigError, TrainConfig
+from ladder_vae import run_dir as run_dir_lib
+from ladder_vae import saving, training
+from ladder_vae.config import TrainConfig
+from ladder_vae.errors import ConfigError
 from ladder_vae.image_grid import save_png
 
 NUM_TRAIN = 128
@@ -80,7 +82,7 @@ def run(tmp_path_factory, bundled_digits):
     train, val = datasets(bundled_digits)
     model = training.build_model(config, (SIDE, SIDE, 1), steps_per_epoch=STEPS_PER_EPOCH)
     val_images = bundled_digits.val_images[:8].astype(np.float32) / 255.0
-    callbacks = training.build_callbacks(config, str(run_dir), validation_images=val_images)
+    callbacks = lvae_callbacks.for_run(config, str(run_dir), validation_images=val_images)
     snapshots = WeightSnapshots()
     history = model.fit(
         train,
@@ -135,7 +137,7 @@ def assert_close_pixels(actual, expected):
 
 
 def test_history_csv_has_each_epoch_its_losses_and_learning_rate(run):
-    rows = read_csv(run.run_dir / training.HISTORY_FILE)
+    rows = read_csv(run.run_dir / run_dir_lib.HISTORY_FILE)
     assert [int(row["epoch"]) for row in rows] == [0, 1]
     for key in ("loss", "reconstruction", "mmd", "ssim", "ssim_loss"):
         assert f"val_{key}" in rows[0]
@@ -163,12 +165,12 @@ def test_plateau_schedule_is_a_constant_and_cosine_needs_decay_epochs():
     assert training.learning_rate_schedule(TrainConfig(learning_rate=3e-4)) == 3e-4
     config = TrainConfig(epochs=3, warmup_epochs=3, lr_schedule="cosine")
     with pytest.raises(ConfigError, match="--warmup-epochs 3 .* --epochs 3"):
-        training.learning_rate_schedule(config, steps_per_epoch=5)
+        config.validate()
 
 
 def test_callbacks_follow_the_schedule_flag(tmp_path):
-    plateau = training.build_callbacks(tiny_config(tmp_path), str(tmp_path))
-    cosine = training.build_callbacks(tiny_config(tmp_path, lr_schedule="cosine"), str(tmp_path))
+    plateau = lvae_callbacks.for_run(tiny_config(tmp_path), str(tmp_path))
+    cosine = lvae_callbacks.for_run(tiny_config(tmp_path, lr_schedule="cosine"), str(tmp_path))
     names = [type(callback).__name__ for callback in plateau]
     assert "ReduceLROnPlateau" in names
     assert "ReduceLROnPlateau" not in [type(callback).__name__ for callback in cosine]
@@ -290,7 +292,7 @@ def load_tensors(log_dir):
 def test_tensorboard_has_scalars_images_and_config(run):
     import tensorflow as tf
 
-    logs = run.run_dir / training.LOGS_DIR
+    logs = run.run_dir / run_dir_lib.LOGS_DIR
     expected = {"epoch_loss", "epoch_reconstruction", "epoch_mmd", "epoch_ssim", "epoch_ssim_loss"}
     train = load_tensors(logs / "train")
     assert expected | {"epoch_learning_rate"} <= set(train.Tags()["tensors"])
@@ -342,7 +344,7 @@ def test_tensorboard_server_serves_the_scalars_and_images(run, tmp_path):
             "-m",
             "tensorboard.main",
             "--logdir",
-            str(run.run_dir / training.LOGS_DIR),
+            str(run.run_dir / run_dir_lib.LOGS_DIR),
             "--host",
             "127.0.0.1",
             "--port",
@@ -408,7 +410,7 @@ def assert_same_weights(actual, expected):
 
 
 def test_best_model_is_the_epoch_with_the_lowest_val_loss(run):
-    best = keras.models.load_model(run.run_dir / training.BEST_MODEL_FILE)
+    best = keras.models.load_model(run.run_dir / run_dir_lib.BEST_MODEL_FILE)
     assert_same_weights(best.get_weights(), run.snapshots[best_epoch(run)])
     # Written through a temporary name: none is left over.
     assert not [name for name in os.listdir(run.run_dir) if ".tmp" in name]
@@ -421,7 +423,7 @@ def test_early_stopping_restores_the_best_weights(run):
 
 
 def test_backup_holds_the_last_epoch_and_the_callback_state(run):
-    backup = run.run_dir / training.BACKUP_DIR
+    backup = run.run_dir / run_dir_lib.BACKUP_DIR
     state = json.loads((backup / "state.json").read_text())
     assert state["epoch"] == 2 and state["weights"] == "epoch_0002.weights.h5"
     saved = state["callbacks"]["EarlyStopping"]
@@ -493,7 +495,7 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
 
     def start():
         model = training.build_model(config, (SIDE, SIDE, 1))
-        callbacks = training.build_callbacks(config, str(run_dir))
+        callbacks = lvae_callbacks.for_run(config, str(run_dir))
         return model, callbacks, {type(callback).__name__: callback for callback in callbacks}
 
     model, callbacks, by_name = start()
@@ -514,9 +516,9 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
         "plateau": (by_name["ReduceLROnPlateau"].wait, by_name["ReduceLROnPlateau"].best),
     }
     assert before["learning_rate"] == pytest.approx(config.learning_rate / 2)
-    backup = run_dir / training.BACKUP_DIR
+    backup = run_dir / run_dir_lib.BACKUP_DIR
     # As if killed after the CSV row of epoch 3 but before its backup, and while writing one.
-    with open(run_dir / training.HISTORY_FILE, "a") as file:
+    with open(run_dir / run_dir_lib.HISTORY_FILE, "a") as file:
         file.write("2" + ",0" * 11 + "\n")
     (backup / "epoch_0003.tmp-999.weights.h5").write_bytes(b"half a file")
 
@@ -552,7 +554,7 @@ def test_resume_continues_epochs_optimizer_schedule_and_callback_state(tmp_path,
     assert len(history.history["loss"]) == 1
     assert int(model.optimizer.iterations) == 3 * STEPS_PER_EPOCH
     assert float(model.optimizer.learning_rate) == pytest.approx(config.learning_rate / 4)
-    rows = read_csv(run_dir / training.HISTORY_FILE)
+    rows = read_csv(run_dir / run_dir_lib.HISTORY_FILE)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
     assert float(rows[2]["loss"]) == pytest.approx(history.history["loss"][0], rel=1e-6)
     assert json.loads((backup / "state.json").read_text())["epoch"] == 3
@@ -580,7 +582,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_state(tmp_pa
     config = tiny_config(run_dir, epochs=3, **ONE_SMALL_LEVEL)
     train, val = datasets(bundled_digits)
     model = training.build_model(config, (SIDE, SIDE, 1))
-    callbacks = training.build_callbacks(config, str(run_dir))
+    callbacks = lvae_callbacks.for_run(config, str(run_dir))
     holder, poison = poison_at(1)
     holder["model"] = model
     snapshots = WeightSnapshots()
@@ -597,11 +599,11 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_state(tmp_pa
     assert (error.epoch, error.step, error.name) == (2, 1, "loss")
     assert str(error) == "loss is nan at epoch 2, step 1 of 4"
     # Nothing was written from the NaN weights: the backup and best model are of epoch 1.
-    state = json.loads((run_dir / training.BACKUP_DIR / "state.json").read_text())
+    state = json.loads((run_dir / run_dir_lib.BACKUP_DIR / "state.json").read_text())
     assert state["epoch"] == 1
-    best = keras.models.load_model(run_dir / training.BEST_MODEL_FILE)
+    best = keras.models.load_model(run_dir / run_dir_lib.BEST_MODEL_FILE)
     assert_same_weights(best.get_weights(), snapshots.weights[0])
-    assert [int(row["epoch"]) for row in read_csv(run_dir / training.HISTORY_FILE)] == [0]
+    assert [int(row["epoch"]) for row in read_csv(run_dir / run_dir_lib.HISTORY_FILE)] == [0]
 
 
 def test_non_finite_epoch_metric_is_reported_after_validation():
@@ -615,10 +617,10 @@ def test_non_finite_epoch_metric_is_reported_after_validation():
 def test_train_cli_exits_3_with_a_message_on_a_nan_loss(tmp_path, monkeypatch, capsys):
     import train as train_cli
 
-    def fail(config, **kwargs):
+    def fail(config, *args, **kwargs):
         raise lvae_callbacks.NonFiniteLossError("loss", float("nan"), epoch=3, step=7, num_steps=9)
 
-    monkeypatch.setattr(training, "train", fail)
+    monkeypatch.setattr(training, "train_checked", fail)
     run_dir = tmp_path / "run"
     (run_dir / "backup").mkdir(parents=True)
     (run_dir / "best.keras").write_bytes(b"")
@@ -647,7 +649,7 @@ def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
             raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        lvae_callbacks.save_model_atomically(Broken(), str(path))
+        saving.save_model_atomically(Broken(), str(path))
     assert path.read_bytes() == b"the previous model"
     assert os.listdir(tmp_path) == ["model.keras"]
 
@@ -669,21 +671,21 @@ def test_killed_between_the_last_backup_and_the_final_save_reruns_to_the_end(
     def killed(model, filepath):
         raise Interrupt
 
-    monkeypatch.setattr(lvae_callbacks, "save_model_atomically", killed)
+    monkeypatch.setattr(saving, "save_model_atomically", killed)
     with pytest.raises(Interrupt):
-        training.train(config, verbose=0, data=small)
+        training.train(config, lvae_callbacks.for_run, data=small, verbose=0)
     monkeypatch.undo()
     run_dir = tmp_path / "run"
-    state = json.loads((run_dir / training.BACKUP_DIR / "state.json").read_text())
-    assert state["epoch"] == 2 and not (run_dir / training.FINAL_MODEL_FILE).exists()
+    state = json.loads((run_dir / run_dir_lib.BACKUP_DIR / "state.json").read_text())
+    assert state["epoch"] == 2 and not (run_dir / run_dir_lib.FINAL_MODEL_FILE).exists()
 
-    model, history = training.train(config, verbose=0, data=small)
+    model, history = training.train(config, lvae_callbacks.for_run, data=small, verbose=0)
     assert history.history == {}
-    assert [int(row["epoch"]) for row in read_csv(run_dir / training.HISTORY_FILE)] == [0, 1]
-    final = keras.models.load_model(run_dir / training.FINAL_MODEL_FILE)
-    best = keras.models.load_model(run_dir / training.BEST_MODEL_FILE)
+    assert [int(row["epoch"]) for row in read_csv(run_dir / run_dir_lib.HISTORY_FILE)] == [0, 1]
+    final = keras.models.load_model(run_dir / run_dir_lib.FINAL_MODEL_FILE)
+    best = keras.models.load_model(run_dir / run_dir_lib.BEST_MODEL_FILE)
     assert_same_weights(final.get_weights(), best.get_weights())
-    assert not (run_dir / training.BACKUP_DIR).exists()
+    assert not (run_dir / run_dir_lib.BACKUP_DIR).exists()
     with Image.open(run_dir / "samples" / "samples.gif") as gif:
         assert gif.n_frames == 2
 
@@ -709,7 +711,7 @@ def interrupted_run(tmp_path_factory, bundled_digits):
     import train as train_cli
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lvae_callbacks, "save_model_atomically", killed)
+        patch.setattr(saving, "save_model_atomically", killed)
         with pytest.raises(Interrupt):
             train_cli.main(args + ["--run-dir", str(run_dir)])
     return args, run_dir
@@ -735,7 +737,7 @@ def test_a_damaged_backup_falls_back_to_the_epoch_before(
     args, original = interrupted_run
     run_dir = tmp_path / "run"
     shutil.copytree(original, run_dir)
-    backup = run_dir / training.BACKUP_DIR
+    backup = run_dir / run_dir_lib.BACKUP_DIR
     assert json.loads((backup / "state.previous.json").read_text())["epoch"] == 1
     damage(backup)
 
@@ -749,7 +751,7 @@ def test_a_damaged_backup_falls_back_to_the_epoch_before(
         for message in warnings
     ), warnings
     assert "Resuming from the backup of epoch 1 in" in caplog.text
-    assert [int(row["epoch"]) for row in read_csv(run_dir / training.HISTORY_FILE)] == [0, 1]
+    assert [int(row["epoch"]) for row in read_csv(run_dir / run_dir_lib.HISTORY_FILE)] == [0, 1]
     assert (run_dir / "model.keras").exists() and not backup.exists()
     assert "Traceback" not in capsys.readouterr().err
 
@@ -762,7 +764,7 @@ def test_a_damaged_backup_without_one_before_is_one_line_that_says_how_to_start_
     args, original = interrupted_run
     run_dir = tmp_path / "run"
     shutil.copytree(original, run_dir)
-    backup = run_dir / training.BACKUP_DIR
+    backup = run_dir / run_dir_lib.BACKUP_DIR
     (backup / "state.previous.json").unlink()
     (backup / "state.json").write_text('{"epoch": 2, "wei')
 

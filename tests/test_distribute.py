@@ -27,6 +27,7 @@ WORKER = textwrap.dedent("""
     import keras
     import numpy as np
 
+    import callbacks as lvae_callbacks
     from ladder_vae import data as data_lib, training
     from ladder_vae.config import TrainConfig
 
@@ -103,7 +104,7 @@ WORKER = textwrap.dedent("""
         strategy="mirrored",
         export=False,
     )
-    model, history = training.train(run_config, verbose=0)
+    model, history = training.train(run_config, lvae_callbacks.for_run, verbose=0)
     print(json.dumps({
         "one": {key: one[key] for key in ("replicas", "names", "trainable", "history")},
         "two": {key: two[key] for key in ("replicas", "names", "trainable", "history")},

@@ -177,7 +177,7 @@ def test_load_vae_rejects_other_and_broken_files(tmp_path):
     with pytest.raises(EvaluationError, match="not a LadderVAE"):
         loading.load_vae(str(tmp_path / "other.keras"))
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    with pytest.raises(EvaluationError, match="broken.keras: cannot load the model"):
+    with pytest.raises(EvaluationError, match="broken.keras: not a .keras file"):
         loading.load_vae(str(tmp_path / "broken.keras"))
 
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import callbacks as lvae_callbacks
 from ladder_vae import export, training
+from ladder_vae.export import __main__ as export_cli
 from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
 from tests.conftest import REPO_ROOT
@@ -106,7 +108,7 @@ def exported(tmp_path_factory):
     old.mkdir()
     (old / "saved_model.pb").write_bytes(b"an older export")
     (run_dir / ".saved_model.tmp-999999999").mkdir()
-    assert export.main([str(run_dir)]) == 0
+    assert export_cli.main([str(run_dir)]) == 0
     return model, run_dir
 
 
@@ -224,7 +226,7 @@ def test_training_ends_with_an_export_of_the_final_model(tmp_path, bundled_digit
         latent_dims=LATENT_DIMS,
         base_filters=8,
     )
-    model, _ = training.train(config, verbose=0)
+    model, _ = training.train(config, lvae_callbacks.for_run, verbose=0)
     loaded = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
     np.testing.assert_array_equal(loaded.latent_dims(), LATENT_DIMS)
     x = digit_batch[:8]
@@ -285,7 +287,7 @@ def test_command_line_errors_are_one_line_with_exit_code_2(tmp_path, capsys, set
             archive.writestr("config.json", "{")
     if setup == "file_out":
         (tmp_path / "out").write_text("a file")
-    assert export.main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    assert export_cli.main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     error = capsys.readouterr().err
     assert error.startswith("python -m ladder_vae.export: error: ")
     assert message.format(tmp=tmp_path) in error

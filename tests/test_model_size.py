@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ladder_vae import model_size, preflight
-from ladder_vae.config import ConfigError, TrainConfig
+from ladder_vae.config import TrainConfig
+from ladder_vae.errors import ConfigError
 from ladder_vae.model import LEVEL_INPUTS, LadderVAE
 
 

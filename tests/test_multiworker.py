@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ladder_vae import distribute
-from ladder_vae.config import ConfigError
+from ladder_vae.errors import ConfigError
 from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
 

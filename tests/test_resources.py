@@ -134,7 +134,7 @@ def test_disk_full_is_one_line_then_the_same_command_resumes(
     assert len(errors) == 1 and errors[0].startswith(
         "train.py: error: no space left on device "
     ), first.stderr[-3000:]
-    epoch = resources.last_backup_epoch(str(run_dir / "backup"))
+    epoch = resources.last_backup_epoch(str(run_dir / "backup" / "state.json"))
     kept = f"the last complete backup is epoch {epoch}" if epoch else "no epoch had been backed"
     assert kept in errors[0] and errors[0].endswith("run the same command again to continue")
     # Nothing half-written: no temporary, and every file there is whole.

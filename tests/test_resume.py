@@ -30,7 +30,7 @@ RECORDING_TRAIN = """
 import os, runpy, sys, time
 import keras
 import numpy as np
-from ladder_vae import training
+import callbacks
 
 def record(model, name):
     optimizer = model.optimizer
@@ -52,8 +52,8 @@ class Recorder(keras.callbacks.Callback):
             open(os.environ["STOPPED"], "w").close()
             time.sleep(600)
 
-build_callbacks = training.build_callbacks
-training.build_callbacks = lambda *args, **kwargs: build_callbacks(*args, **kwargs) + [Recorder()]
+for_run = callbacks.for_run
+callbacks.for_run = lambda *args, **kwargs: for_run(*args, **kwargs) + [Recorder()]
 sys.argv[0] = "train.py"
 runpy.run_path("train.py", run_name="__main__")
 """

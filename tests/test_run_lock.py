@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ladder_vae import data as data_lib
-from ladder_vae.config import ConfigError
+from ladder_vae.errors import ConfigError
 from ladder_vae.run_lock import LOCK_FILE, RunDirLocked, RunLock, check_unlocked
 from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir

@@ -9,14 +9,13 @@ import numpy as np
 from PIL import Image
 
 from ladder_vae.config import write_json
+from ladder_vae.run_dir import EVAL_DIR, METRICS_FILE
 from ladder_vae.evaluation import figures, hierarchy, loading, report
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import (
     DEFAULT_NUM_SAMPLES,
-    EVAL_DIR,
     HIERARCHY_FILE,
     INFO_FILE,
-    METRICS_FILE,
     SAMPLES_FILE,
     evaluate_run,
 )

@@ -12,15 +12,18 @@ import zipfile
 import numpy as np
 
 from ladder_vae import data as data_lib
+from ladder_vae import run_dir as run_dir_lib
+from ladder_vae import saving
 
 # TensorFlow is imported in the functions that use it: `check_source` and what it calls run
 # before TensorFlow starts, so that evaluate.py reports bad input at once, in one line.
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-SAVED_MODEL_DIR = "saved_model"
 # Which file a run directory is evaluated from, in order of preference.
-CHECKPOINTS = {"final": "model.keras", "best": "best.keras", "saved_model": SAVED_MODEL_DIR}
+CHECKPOINTS = {
+    "final": run_dir_lib.FINAL_MODEL_FILE,
+    "best": run_dir_lib.BEST_MODEL_FILE,
+    "saved_model": run_dir_lib.SAVED_MODEL_DIR,
+}
 
 
 class EvaluationError(ValueError):
@@ -156,10 +159,6 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _is_saved_model(path):
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
 def resolve(path, checkpoint="auto"):
     """Which model file to evaluate, and the run directory it belongs to.
 
@@ -175,7 +174,7 @@ def resolve(path, checkpoint="auto"):
     if not os.path.exists(path):
         raise EvaluationError(f"{path}: no such file or directory")
     path = os.path.abspath(path)
-    if _is_saved_model(path):
+    if run_dir_lib.is_saved_model(path):
         return path, os.path.dirname(path)
     if os.path.isfile(path):
         if not path.endswith(".keras"):
@@ -186,7 +185,7 @@ def resolve(path, checkpoint="auto"):
     names = list(CHECKPOINTS) if checkpoint == "auto" else [checkpoint]
     for name in names:
         candidate = os.path.join(path, CHECKPOINTS[name])
-        if name == "saved_model" and _is_saved_model(candidate):
+        if name == "saved_model" and run_dir_lib.is_saved_model(candidate):
             return candidate, path
         if name != "saved_model" and os.path.isfile(candidate):
             return _checked_keras_file(candidate), path
@@ -194,7 +193,7 @@ def resolve(path, checkpoint="auto"):
     wanted = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 1 else wanted)
     hint = (
         " (an unfinished run? its backup/ holds no model yet)"
-        if os.path.isdir(os.path.join(path, "backup"))
+        if os.path.isdir(run_dir_lib.RunDir(path).backup)
         else ""
     )
     raise EvaluationError(f"{path}: not a run directory: no {wanted} in it{hint}")
@@ -223,27 +222,18 @@ def check_source(path, checkpoint="auto", data_dir=None, tfds_data_dir=None, dat
 
 def load_vae(model_path):
     """A `VAE` for a `.keras` file or a SavedModel directory (as `resolve` returns them)."""
-    if _is_saved_model(model_path):
+    if run_dir_lib.is_saved_model(model_path):
         return SavedModelVAE(model_path)
-    import keras
-
-    # Importing the model module registers LadderVAE with Keras's deserialiser.
-    from ladder_vae.model import LadderVAE
-
     try:
-        model = keras.models.load_model(model_path, compile=False)
-    except Exception as error:  # Keras raises many types for a truncated or foreign file.
-        raise EvaluationError(
-            f"{model_path}: cannot load the model ({_first_line(error)})"
-        ) from None
-    if not isinstance(model, LadderVAE):
-        raise EvaluationError(f"{model_path}: holds a {type(model).__name__}, not a LadderVAE")
+        model = saving.load_model(model_path)
+    except saving.ModelFileError as error:
+        raise EvaluationError(str(error)) from None
     return KerasVAE(model, description=model_path)
 
 
 def read_run_config(run_dir):
     """The run's `config.json` as a dict, or {} when there is none."""
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = run_dir_lib.RunDir(run_dir).config
     if not os.path.isfile(path):
         return {}
     try:
@@ -297,7 +287,7 @@ def load_eval_data(run_config, data_dir=None, tfds_data_dir=None, dataset=None):
 
 def read_history(run_dir):
     """The run's `history.csv` as {column: float array}, or None without one."""
-    path = os.path.join(run_dir, HISTORY_FILE)
+    path = run_dir_lib.RunDir(run_dir).history
     if not os.path.isfile(path):
         return None
     import csv

@@ -9,14 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from ladder_vae import classifier as classifier_lib
+from ladder_vae import run_dir as run_dir_lib
 from ladder_vae.config import write_json
 from ladder_vae.evaluation import figures, hierarchy, loading, metrics, report
 from ladder_vae.evaluation.loading import EvaluationError
 
 logger = logging.getLogger(__name__)
 
-EVAL_DIR = "eval"
-METRICS_FILE = "metrics.json"
 INFO_FILE = "info.json"
 REPORT_FILE = "report.md"
 SAMPLES_FILE = "samples.png"
@@ -142,7 +141,7 @@ def evaluate_run(
             }
         classifier_outputs = classifier_function(classifier)
 
-    out_dir = out_dir or os.path.join(run_dir, EVAL_DIR)
+    out_dir = out_dir or run_dir_lib.RunDir(run_dir).eval
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
@@ -297,7 +296,7 @@ def evaluate_run(
         "stages": timer.seconds,
     }
     info["seconds"] = round(timer.total(), 3)
-    write_json(os.path.join(out_dir, METRICS_FILE), results)
+    write_json(os.path.join(out_dir, run_dir_lib.METRICS_FILE), results)
     write_json(os.path.join(out_dir, INFO_FILE), info)
     report.write_report(os.path.join(out_dir, REPORT_FILE), results, info, written)
     logger.info("Evaluation written to %s (%.1f s)", out_dir, info["seconds"])

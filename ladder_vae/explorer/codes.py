@@ -2,18 +2,17 @@
 
 import json
 import math
-import os
 import re
 
 import numpy as np
 
 from ladder_vae.explorer.exported import ExplorerError
+from ladder_vae.run_dir import RunDir
 
 # The controls span [-LIMIT, LIMIT] in every dimension: 3 prior standard deviations.
 LIMIT = 3.0
 # Seeds the page accepts and draws: numpy's generators take any int >= 0; this keeps them short.
 MAX_SEED = 2**31 - 1
-METRICS_FILE = os.path.join("eval", "metrics.json")
 _SHARE_KEY = re.compile(r"^level_(\d+)_share_([a-z0-9_]+)$")
 # An attribute is named in a level's label when its share is at least this part of the largest.
 LABEL_FRACTION = 0.5
@@ -81,7 +80,7 @@ def _short(value):
 
 def read_metrics(run_dir):
     """`RUN_DIR/eval/metrics.json` as a dict, or None when it is missing or unreadable."""
-    path = os.path.join(run_dir, METRICS_FILE)
+    path = RunDir(run_dir).metrics
     try:
         with open(path) as file:
             metrics = json.load(file)

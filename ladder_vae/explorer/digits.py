@@ -5,8 +5,7 @@ import logging
 import os
 
 from ladder_vae import data as data_lib
-
-CONFIG_FILE = "config.json"
+from ladder_vae.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ def validation_digits(run_dir, image_shape):
     they have the model's image shape; otherwise none (an empty array).
     """
     record, tfds_dir, reason = {}, None, "the run directory records no data"
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = RunDir(run_dir).config
     if os.path.isfile(path):
         try:
             with open(path) as file:

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-SAVED_MODEL_DIR = "saved_model"
-SAVED_MODEL_FILE = "saved_model.pb"
+from ladder_vae.run_dir import SAVED_MODEL_DIR, SAVED_MODEL_FILE, is_saved_model
+
 ENDPOINTS = ("encode", "decode", "latent_dims")
 
 
@@ -29,10 +29,10 @@ def find_saved_model(path):
     if not os.path.isdir(path):
         raise ExplorerError(f"{path}: not a directory (expected a run directory or a SavedModel)")
     path = os.path.abspath(path)
-    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+    if is_saved_model(path):
         return path, os.path.dirname(path)
     candidate = os.path.join(path, SAVED_MODEL_DIR)
-    if os.path.isfile(os.path.join(candidate, SAVED_MODEL_FILE)):
+    if is_saved_model(candidate):
         return candidate, path
     if os.path.isdir(candidate):
         raise ExplorerError(

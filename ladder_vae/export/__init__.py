@@ -3,7 +3,8 @@
     python -m ladder_vae.export RUN_DIR                 # RUN_DIR/model.keras -> RUN_DIR/saved_model
     python -m ladder_vae.export RUN_DIR --out DIR --model RUN_DIR/best.keras
 
-The SavedModel needs only TensorFlow, not this project: `tf.saved_model.load(path)` gives
+The command line is `__main__.py` here. The SavedModel needs only TensorFlow, not this
+project: `tf.saved_model.load(path)` gives
 
 | endpoint      | input                                     | output                               |
 |---------------|-------------------------------------------|--------------------------------------|
@@ -18,24 +19,21 @@ is `z[:, sum(latent_dims[:i]) : sum(latent_dims[:i + 1])]`. Every endpoint is al
 of the same name for TF Serving; `reconstruct` is `serving_default`. Images are in [0, 1].
 """
 
-import argparse
 import glob
-import json
 import logging
 import os
 import shutil
-import sys
-import zipfile
 
-from ladder_vae.config import ConfigError
+from ladder_vae import run_dir as run_dir_lib
+from ladder_vae import saving
+from ladder_vae.errors import ConfigError
 from ladder_vae.resources import DiskFull, is_disk_full
 from ladder_vae.run_lock import process_is_running
 
-# Keras and TensorFlow are imported in the functions that use them: the command line checks its
-# arguments, paths and model file before TensorFlow starts, and reports bad input in one line.
+# Keras and TensorFlow are imported in the functions that use them: the command line
+# (`__main__`) checks its arguments, paths and model file before TensorFlow starts, and reports
+# bad input in one line.
 
-SAVED_MODEL_DIR = "saved_model"
-MODEL_FILE = "model.keras"
 # `sample` decodes this many codes at a time, so that its memory beyond the images it returns
 # does not grow with `num`.
 SAMPLE_CHUNK = 512
@@ -46,9 +44,18 @@ logger = logging.getLogger(__name__)
 
 
 class ExportError(ConfigError):
-    """A run directory, model file or output path that cannot be used; the message names it.
+    """A run directory or output path that cannot be used; the message names it.
 
     A `ConfigError`, so that `train.py` reports a failed export as its other usage errors."""
+
+
+def check_destination(path):
+    """Raises `ExportError` unless a SavedModel can be written to `path` (see
+    `run_dir.check_saved_model_destination`)."""
+    try:
+        run_dir_lib.check_saved_model_destination(path)
+    except ConfigError as error:
+        raise ExportError(str(error)) from None
 
 
 def prior_codes(num, seed, latent_dims):
@@ -231,26 +238,6 @@ def export_model(model, path):
     return path
 
 
-def check_destination(path):
-    """Raises `ExportError` unless a SavedModel can be written to `path`: its parent is (or can
-    be made) a writable directory, and `path` is new, empty or an earlier export."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise ExportError(f"{path}: exists and is not a directory")
-        if os.listdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise ExportError(
-                f"{path}: exists and is not a SavedModel; choose an empty or new directory"
-            )
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"{parent}: cannot create it ({error.strerror})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"{parent}: not writable")
-
-
 def _remove_stale(parent, name):
     """Removes the temporary directories of exports to `name` that were killed midway."""
     for leftover in glob.glob(os.path.join(parent, f".{name}.tmp-*")) + glob.glob(
@@ -261,43 +248,6 @@ def _remove_stale(parent, name):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def load_keras_model(path):
-    """The `LadderVAE` saved at `path` (a `.keras` file), or an `ExportError` naming it."""
-    if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        raise ExportError(f"{path}: not a .keras file (a .keras file is a zip archive)")
-    class_name = _saved_class_name(path)
-    if class_name != "LadderVAE":
-        raise ExportError(f"{path}: holds a {class_name}, not a LadderVAE")
-    import keras
-
-    from ladder_vae.model import LadderVAE
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for a truncated or foreign file.
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        raise ExportError(f"{path}: cannot load the model ({lines[0][:200]})") from None
-    if not isinstance(model, LadderVAE):
-        raise ExportError(f"{path}: holds a {type(model).__name__}, not a LadderVAE")
-    return model
-
-
-def _saved_class_name(path):
-    """The class of the model in the `.keras` archive at `path`, read from its config.json."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("config.json") as file:
-            config = json.load(file)
-        return str(config["class_name"])
-    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise ExportError(
-            f"{path}: cannot load the model (its config.json is unreadable: "
-            f"{reason or type(error).__name__})"
-        ) from None
-
-
 def export_run(run_dir, out=None, model_path=None):
     """Exports a run's model (`RUN_DIR/model.keras` by default) to `out` (`RUN_DIR/saved_model`).
 
@@ -306,55 +256,8 @@ def export_run(run_dir, out=None, model_path=None):
     """
     if not os.path.isdir(run_dir):
         raise ExportError(f"{run_dir}: no such run directory")
-    model_path = model_path or os.path.join(run_dir, MODEL_FILE)
-    out = out or os.path.join(run_dir, SAVED_MODEL_DIR)
+    run = run_dir_lib.RunDir(run_dir)
+    model_path = model_path or run.final_model
+    out = out or run.saved_model
     check_destination(out)  # Before the slow load.
-    return export_model(load_keras_model(model_path), out)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors reported in one line instead of a usage block and a line."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def parse_args(argv=None):
-    parser = _ArgumentParser(
-        prog="python -m ladder_vae.export",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by train.py")
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        default=None,
-        help="SavedModel directory to write (default: RUN_DIR/saved_model); an earlier export "
-        "there is replaced",
-    )
-    parser.add_argument(
-        "--model",
-        dest="model_path",
-        metavar="FILE",
-        default=None,
-        help="the .keras file to export (default: RUN_DIR/model.keras; RUN_DIR/best.keras has "
-        "the lowest validation loss)",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        path = export_run(args.run_dir, args.out, args.model_path)
-    except ExportError as error:
-        print(f"python -m ladder_vae.export: error: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return export_model(saving.load_model(model_path), out)

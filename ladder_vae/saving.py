@@ -1,0 +1,78 @@
+"""Saving and loading a `LadderVAE` as a `.keras` file: one writer that a kill cannot leave
+half-written, one loader that names the file when it is not a LadderVAE.
+
+Keras is imported in the functions that use it: `check_model_file` runs before TensorFlow
+starts, so that a wrong path is reported in one line at once.
+"""
+
+import json
+import os
+import zipfile
+
+from ladder_vae.atomic import atomic_path
+from ladder_vae.errors import ConfigError
+
+MODEL_CLASS = "LadderVAE"
+
+
+class ModelFileError(ConfigError):
+    """A `.keras` file that cannot be loaded as a `LadderVAE`; the message names it."""
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` through a temporary file in the same directory and a rename.
+
+    A process killed while saving leaves at most a stray temporary file, never a truncated
+    `path`: `os.replace` is atomic within one file system.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary, overwrite=True)
+
+
+def check_model_file(path):
+    """Raises `ModelFileError` unless `path` is a `.keras` archive that holds a `LadderVAE`;
+    reads only the archive's config, without TensorFlow."""
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a .keras file (a .keras file is a zip archive)")
+    class_name = _saved_class_name(path)
+    if class_name != MODEL_CLASS:
+        raise ModelFileError(f"{path}: holds a {class_name}, not a {MODEL_CLASS}")
+
+
+def load_model(path):
+    """The `LadderVAE` saved at `path` (a `.keras` file), uncompiled; or a `ModelFileError`
+    naming the file."""
+    check_model_file(path)
+    import keras
+
+    # Importing the model module registers LadderVAE with Keras's deserialiser.
+    from ladder_vae.model import LadderVAE
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a truncated or foreign file.
+        raise ModelFileError(f"{path}: cannot load the model ({_first_line(error)})") from None
+    if not isinstance(model, LadderVAE):
+        raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a {MODEL_CLASS}")
+    return model
+
+
+def _saved_class_name(path):
+    """The class of the model in the `.keras` archive at `path`, from the archive's config."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("config.json") as file:
+            config = json.load(file)
+        return str(config["class_name"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
+        raise ModelFileError(
+            f"{path}: cannot load the model (its config.json is unreadable: "
+            f"{_first_line(error)})"
+        ) from None
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
