@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ladder_vae import data as data_lib
+from ladder_vae import idx_files, tfds_data
 from ladder_vae.data import DataError
 
 
@@ -31,9 +32,9 @@ def digits():
 def test_read_idx_plain_and_gzipped(tmp_path, digits, gzipped):
     write_split(tmp_path, "train", *digits, gzipped=gzipped)
     suffix = ".gz" if gzipped else ""
-    images = data_lib.read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}")
+    images = idx_files.read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}")
     np.testing.assert_array_equal(images, digits[0])
-    labels = data_lib.read_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}")
+    labels = idx_files.read_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}")
     np.testing.assert_array_equal(labels, digits[1])
 
 
@@ -56,7 +57,7 @@ def test_read_idx_rejects_corrupt_files(tmp_path, payload, message):
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(payload)
     with pytest.raises(DataError, match=message) as error:
-        data_lib.read_idx(path)
+        idx_files.read_idx(path)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
 
 
@@ -64,14 +65,14 @@ def test_read_idx_rejects_truncated_data(tmp_path, digits):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(digits[0])[:-100]))
     with pytest.raises(DataError, match="truncated: header says 30x28x28 = 23520 bytes"):
-        data_lib.read_idx(path)
+        idx_files.read_idx(path)
 
 
 def test_read_idx_rejects_labels_where_images_are_expected(tmp_path, digits):
     path = tmp_path / "labels"
     path.write_bytes(idx_bytes(digits[1]))
     with pytest.raises(DataError, match="wrong magic number 0x00000801, expected 0x00000803"):
-        data_lib.read_idx(path, data_lib.IDX_IMAGES_MAGIC)
+        idx_files.read_idx(path, idx_files.IDX_IMAGES_MAGIC)
 
 
 def test_count_mismatch_and_missing_files_are_named(tmp_path, digits):
@@ -118,9 +119,9 @@ def test_a_hanging_connection_is_given_up_within_the_timeout(monkeypatch):
         time.sleep(3)
         raise OSError("timed out")
 
-    monkeypatch.setattr(data_lib.socket, "create_connection", hang)
+    monkeypatch.setattr(tfds_data.socket, "create_connection", hang)
     start = time.monotonic()
-    assert not data_lib.network_reachable(("example.invalid", 443), timeout=0.5)
+    assert not tfds_data.network_reachable(("example.invalid", 443), timeout=0.5)
     assert time.monotonic() - start < 1.5
 
 

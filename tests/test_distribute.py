@@ -28,7 +28,7 @@ WORKER = textwrap.dedent("""
     import numpy as np
 
     import callbacks as lvae_callbacks
-    from ladder_vae import data as data_lib, training
+    from ladder_vae import data as data_lib, idx_files, training
     from ladder_vae.config import TrainConfig
 
     work_dir = sys.argv[1]
@@ -88,12 +88,12 @@ WORKER = textwrap.dedent("""
         write_idx(
             os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"),
             images[..., 0],
-            data_lib.IDX_IMAGES_MAGIC,
+            idx_files.IDX_IMAGES_MAGIC,
         )
         write_idx(
             os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"),
             labels.astype(np.uint8),
-            data_lib.IDX_LABELS_MAGIC,
+            idx_files.IDX_LABELS_MAGIC,
         )
     run_config = TrainConfig(
         data_dir=data_dir,

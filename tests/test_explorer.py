@@ -284,7 +284,7 @@ def test_download_and_json_hold_the_current_code(explorer):
 
 
 def test_layout_asks_for_an_evaluation_when_levels_are_unlabelled(explorer):
-    from ladder_vae.explorer.app import build_layout
+    from ladder_vae.explorer.layout import build_layout
 
     layout = build_layout(explorer, seed=0)
     assert "Run evaluate.py" in str(layout["labels-hint"].children)

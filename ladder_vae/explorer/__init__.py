@@ -7,5 +7,6 @@ per ladder level that re-decodes the image while a level's code is dragged.
   `evaluate.py` measured.
 - `pictures`: PNG encoding, traversal strips, and turning a drawing or an upload into a digit.
 - `digits`: the run's validation digits to start from.
-- `app`: the Dash page and its callbacks (needs the `[explore]` extra).
+- `level_controls`, `layout`, `callbacks`, `app`: the Dash page (needs the `[explore]` extra):
+  one level's controls, the whole page, what the server does when it changes, the server.
 """
