@@ -27,7 +27,7 @@ WORKER = textwrap.dedent("""
     import keras
     import numpy as np
 
-    from ladder_vae import data as data_lib, training
+    from ladder_vae import data as data_lib, distribute, training
     from ladder_vae.config import TrainConfig
 
     work_dir = sys.argv[1]
@@ -61,7 +61,7 @@ WORKER = textwrap.dedent("""
 
 
     one = one_step(tf.distribute.get_strategy())
-    two = one_step(training.make_strategy("mirrored"))
+    two = one_step(distribute.make_strategy("mirrored"))
     np.savez(
         os.path.join(work_dir, "steps.npz"),
         **{f"{run}_{when}_{i}": value
