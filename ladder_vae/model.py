@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from ladder_vae import losses
+from ladder_vae.distribute.replicas import draw_rows, gather_replicas, step_logs
 from ladder_vae.layers import ModulatedConv
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
@@ -373,18 +374,10 @@ class LadderVAE(keras.Model):
         ] + [codes[-1]]
 
     def _draw_rows(self, sampler, batch_size, width, dtype, seed=None):
-        """A [batch_size, width] draw of `sampler` (keras.random.normal or uniform).
-
-        Under a multi-replica strategy every replica would draw the same values from the shared
-        seed; each draws for the global batch instead and keeps its own rows, which are
-        independent across replicas and equal to what one device draws.
-        """
+        """`draw_rows`, each replica's rows of one draw, from the model's seed generator
+        unless `seed` is given."""
         seed = self.seed_generator if seed is None else seed
-        rows = _replica_rows(batch_size)
-        if rows is None:
-            return sampler((batch_size, width), seed=seed, dtype=dtype)
-        start, stop, global_size = rows
-        return sampler((global_size, width), seed=seed, dtype=dtype)[start:stop]
+        return draw_rows(sampler, batch_size, width, dtype, seed)
 
     def prior_sample(self, num_samples, seed=None, dtype="float32"):
         """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level.
@@ -429,7 +422,7 @@ class LadderVAE(keras.Model):
         # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
         # replica the exact gradient of its rows) and compared with one prior draw of the global
         # batch size, the same on every replica since they share the seed.
-        global_codes = self.split_levels(_gather_replicas(keras.ops.concatenate(codes, axis=-1)))
+        global_codes = self.split_levels(gather_replicas(keras.ops.concatenate(codes, axis=-1)))
         prior_codes = self.prior_sample(
             keras.ops.shape(global_codes[0])[0], dtype=global_codes[0].dtype
         )
@@ -450,7 +443,7 @@ class LadderVAE(keras.Model):
     def _update_trackers(self, terms):
         for tracker in self.metrics:
             tracker.update_state(terms[tracker.name])
-        return _step_logs({tracker.name: tracker.result() for tracker in self.metrics})
+        return step_logs({tracker.name: tracker.result() for tracker in self.metrics})
 
     def train_step(self, data):
         images = _images_of(data)
@@ -490,54 +483,6 @@ class LadderVAE(keras.Model):
         # Models saved before these options existed were all "concatenated", without resampling.
         config = {"level_input": "concatenated", "level_resample": 0.0, **config}
         return cls(**config)
-
-
-def _multi_replica_context():
-    """The replica context of a multi-replica `tf.distribute` step, or None."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return context
-
-
-def _replica_rows(batch_size):
-    """(start, stop, global_size): this replica's rows of the global batch, or None outside a
-    multi-replica step. Replicas may hold unequal shares (a last, smaller batch)."""
-    context = _multi_replica_context()
-    if context is None:
-        return None
-    sizes = context.all_gather(tf.reshape(tf.cast(batch_size, tf.int32), [1]), axis=0)
-    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-    return start, start + tf.cast(batch_size, tf.int32), tf.reduce_sum(sizes)
-
-
-def _gather_replicas(tensor):
-    """The tensor of every replica, concatenated along the batch axis in replica order.
-
-    One tensor rather than one per level: the gradient of a gathered list of tensors of
-    different sizes fails to build (levels of 2 and 4 dimensions, measured).
-    """
-    context = _multi_replica_context()
-    if context is None:
-        return tensor
-    gathered = context.all_gather(tensor, axis=0)
-    # The gather loses static shapes; the MMD bandwidth needs the code size.
-    return tf.ensure_shape(gathered, [None, *tensor.shape[1:]])
-
-
-def _step_logs(logs):
-    """The logs a step returns: scalars, or under a multi-worker strategy vectors of one value.
-
-    Keras 3 averages a multi-worker step's logs over their axis 0, which a scalar lacks
-    ("Invalid reduction dimension 0", tensorflow/tensorflow#72388); the average of the vectors
-    is the scalar again.
-    """
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return logs
-    if not strategy.extended._in_multi_worker_mode():
-        return logs
-    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
 def _images_of(data):

@@ -11,6 +11,7 @@ each:
 - `collectives`: messages between the workers, over one all-gather.
 - `workers`: a non-chief worker's private directory, and the check that every worker runs the
   chief's settings.
+- `replicas`: inside a step, what one replica does so that N compute what one device would.
 
 The names callers use are exported here. `cluster` and `peers` import no TensorFlow and come
 with the package: `train.py` and `preflight` check `TF_CONFIG` before TensorFlow starts. The
