@@ -5,9 +5,8 @@ import math
 import keras
 import tensorflow as tf
 
-from ladder_vae import losses
+from ladder_vae import blocks, losses
 from ladder_vae.distribute.replicas import draw_rows, gather_replicas, step_logs
-from ladder_vae.layers import ModulatedConv
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
 MIN_SCALE = 1e-4
@@ -116,33 +115,12 @@ class LadderVAE(keras.Model):
             self.feature_sizes.append((math.ceil(height / 2), math.ceil(width / 2)))
         self.level_filters = [self.base_filters * 2**level for level in range(self.num_levels)]
 
-        self.encoder_blocks = [self._encoder_block(level) for level in range(self.num_levels)]
+        self.encoder_blocks = blocks.encoder_blocks(self.level_filters)
         self.flatten = keras.layers.Flatten()
-        self.mean_heads = [
-            keras.layers.Dense(dim, name=f"mean_{level + 1}")
-            for level, dim in enumerate(latent_dims)
-        ]
-        self.scale_heads = [
-            keras.layers.Dense(dim, activation="softplus", name=f"scale_{level + 1}")
-            for level, dim in enumerate(latent_dims)
-        ]
-        top = self.num_levels - 1
-        if self.level_input == "modulated" and top > 0:
-            # decoder_blocks[k - 1] upsamples to feature_sizes[k], as in the concatenated
-            # decoder; below the plain block under the top, each is modulated by z_{k+1}.
-            self.latent_projections = [self._latent_projection(top)]
-            self.decoder_blocks = [
-                self._modulated_block(stage) for stage in range(1, top)
-            ] + [self._decoder_block(top - 1), self._decoder_block(top)]
-            self.output_block = self._modulated_block(0)
-        else:
-            self.latent_projections = [
-                self._latent_projection(level) for level in range(self.num_levels)
-            ]
-            self.decoder_blocks = [
-                self._decoder_block(level) for level in range(self.num_levels)
-            ]
-            self.output_block = self._output_block()
+        self.mean_heads, self.scale_heads = blocks.posterior_heads(latent_dims)
+        self.latent_projections, self.decoder_blocks, self.output_block = blocks.decoder_layers(
+            self.level_filters, self.feature_sizes, image_shape[-1], self.level_input
+        )
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -166,107 +144,6 @@ class LadderVAE(keras.Model):
             self.ssim_loss_tracker,
             self.ssim_tracker,
         ]
-
-    # Layers -----------------------------------------------------------------------------------
-    # Every hidden layer is convolution (or dense), batch normalisation, leaky ReLU, as in the
-    # official VLAE code. Without the normalisation the unregularised posterior means grow within
-    # a few Adam steps, the decoder's activations with them, and the output sigmoid saturates at 0
-    # for good (measured: all-black reconstructions after ~10 steps at lr 1e-3 and 3e-4).
-
-    @staticmethod
-    def _normalized(layer):
-        # Built under a multi-replica tf.distribute strategy, batch statistics are all-reduced
-        # over the global batch, so that N replicas compute what one device would.
-        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
-        return [
-            layer,
-            keras.layers.BatchNormalization(momentum=0.9, synchronized=synchronized),
-            keras.layers.LeakyReLU(0.2),
-        ]
-
-    def _encoder_block(self, level):
-        """g_{level+1}: a strided Conv2D that halves the resolution, then a Conv2D."""
-        filters = self.level_filters[level]
-        return keras.Sequential(
-            self._normalized(
-                keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)
-            )
-            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
-            name=f"encoder_{level + 1}",
-        )
-
-    def _latent_projection(self, level):
-        """Maps z_{level+1} to a feature map at the resolution of z~_{level+2} (of h_L at the top),
-        where it is concatenated."""
-        height, width = self.feature_sizes[min(level + 2, self.num_levels)]
-        filters = self.level_filters[level]
-        return keras.Sequential(
-            self._normalized(keras.layers.Dense(height * width * filters, use_bias=False))
-            + [keras.layers.Reshape((height, width, filters))],
-            name=f"latent_projection_{level + 1}",
-        )
-
-    def _upsample(self, filters, level):
-        """A stride-2 transposed convolution from the resolution of h_{level+1} to that of h_level,
-        cropped where the encoder rounded an odd size up (7 -> 4 -> 8 -> 7)."""
-        (height, width), (low_height, low_width) = (
-            self.feature_sizes[level],
-            self.feature_sizes[level + 1],
-        )
-        return self._normalized(
-            keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)
-        ) + [keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width)))]
-
-    def _decoder_block(self, level):
-        """f_{level+1}: from [z~_{level+2} : projected z_{level+1}] to z~_{level+1}.
-
-        The top level has no z~ above it: f_L is the projection of z_L and one Conv2D. The others
-        upsample to their own resolution first.
-        """
-        filters = self.level_filters[level]
-        upsample = [] if level == self.num_levels - 1 else self._upsample(filters, level + 1)
-        return keras.Sequential(
-            upsample
-            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
-            name=f"decoder_{level + 1}",
-        )
-
-    def _modulated_block(self, stage):
-        """Under "modulated", the upsampling to the resolution of h_stage (the image for 0),
-        modulated by z_{stage+1}: the resolution that g_{stage+1} reads z_{stage+1} from.
-
-        Returns the layers in order: a modulated upsampling, its crop, then a modulated
-        convolution (stage >= 1) or the output convolution (stage 0).
-        """
-        filters = self.level_filters[max(stage - 1, 0)]
-        (height, width), (low_height, low_width) = self.feature_sizes[stage : stage + 2]
-        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
-        layers = [
-            ModulatedConv(
-                filters, 4, strides=2, transpose=True, synchronized=synchronized,
-                name=f"decoder_{stage}_upsample",
-            ),
-            keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width))),
-        ]
-        if stage == 0:
-            return layers + [self._output_convolution()]
-        return layers + [
-            ModulatedConv(filters, 3, synchronized=synchronized, name=f"decoder_{stage}_conv")
-        ]
-
-    def _output_convolution(self):
-        # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
-        return keras.layers.Conv2D(
-            self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32",
-            name="output",
-        )
-
-    def _output_block(self):
-        """f_0: from z~_1 to the image mean in [0, 1]."""
-        return keras.Sequential(
-            self._upsample(self.level_filters[0], 0) + [self._output_convolution()],
-            name="decoder_0",
-        )
 
     def build(self, input_shape=None):
         """Creates every weight by running one image through the encoder and the decoder."""
