@@ -5,8 +5,9 @@ import math
 import keras
 import tensorflow as tf
 
-from ladder_vae import blocks, losses
-from ladder_vae.distribute.replicas import draw_rows, gather_replicas, step_logs
+from ladder_vae import blocks
+from ladder_vae.distribute.replicas import draw_rows
+from ladder_vae.objective import LadderObjective
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
 MIN_SCALE = 1e-4
@@ -16,7 +17,7 @@ LEVEL_INPUTS = ("modulated", "concatenated")
 
 
 @keras.saving.register_keras_serializable(package="ladder_vae")
-class LadderVAE(keras.Model):
+class LadderVAE(LadderObjective, keras.Model):
     """A variational ladder autoencoder with an MMD prior term and an SSIM reconstruction term.
 
     Inference, with h_0 = x and one ladder level per entry of `latent_dims`:
@@ -37,7 +38,7 @@ class LadderVAE(keras.Model):
       with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
       whole digit from z_j, so the levels share identity.
 
-    The model owns its objective (see `ladder_vae.losses`):
+    The model owns its objective (`LadderObjective`, see `ladder_vae.losses`):
         reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
         ssim_weight * (1 - SSIM(x, x_mean)),
     computed once in `compute_loss_terms` for both `train_step` and `test_step`.
@@ -122,11 +123,7 @@ class LadderVAE(keras.Model):
             self.level_filters, self.feature_sizes, image_shape[-1], self.level_input
         )
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.mmd_tracker = keras.metrics.Mean(name="mmd")
-        self.ssim_loss_tracker = keras.metrics.Mean(name="ssim_loss")
-        self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        self._create_trackers()
         # Built at once, so that a model is always complete: saved before any call, it still
         # restores its weights and optimizer state.
         self.build()
@@ -134,16 +131,6 @@ class LadderVAE(keras.Model):
     @property
     def num_levels(self):
         return len(self.latent_dims)
-
-    @property
-    def metrics(self):
-        return [
-            self.loss_tracker,
-            self.reconstruction_tracker,
-            self.mmd_tracker,
-            self.ssim_loss_tracker,
-            self.ssim_tracker,
-        ]
 
     def build(self, input_shape=None):
         """Creates every weight by running one image through the encoder and the decoder."""
@@ -282,61 +269,6 @@ class LadderVAE(keras.Model):
             codes = [mean for mean, _ in posteriors]
         return self.decode(codes, training=training)
 
-    # Training ----------------------------------------------------------------------------------
-
-    def compute_loss_terms(self, images, training=False):
-        """Every term of the objective for one batch, shared by `train_step` and `test_step`.
-
-        Returns:
-            A dict of float32 scalars: `loss` (the total), `reconstruction`, `mmd`, `ssim_loss`
-            (1 - SSIM, the term) and `ssim` (mean SSIM, for monitoring).
-        """
-        posteriors = self.encode(images, training=training)
-        codes = self.reparameterize(posteriors)
-        decoded_codes = self.resample_levels(codes) if training else codes
-        reconstructions = self.decode(decoded_codes, training=training)
-        # MMD compares two samples, and one replica's share of the batch is a noisier sample of
-        # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
-        # replica the exact gradient of its rows) and compared with one prior draw of the global
-        # batch size, the same on every replica since they share the seed.
-        global_codes = self.split_levels(gather_replicas(keras.ops.concatenate(codes, axis=-1)))
-        prior_codes = self.prior_sample(
-            keras.ops.shape(global_codes[0])[0], dtype=global_codes[0].dtype
-        )
-
-        reconstruction = losses.gaussian_nll(images, reconstructions, self.reconstruction_sigma)
-        mmd = losses.latent_mmd(global_codes, prior_codes, per_level=self.mmd_per_level)
-        mean_ssim = tf.reduce_mean(losses.ssim(images, reconstructions))
-        ssim_loss = 1.0 - mean_ssim
-        total = reconstruction + self.mmd_weight * mmd + self.ssim_weight * ssim_loss
-        return {
-            "loss": total,
-            "reconstruction": reconstruction,
-            "mmd": mmd,
-            "ssim_loss": ssim_loss,
-            "ssim": mean_ssim,
-        }
-
-    def _update_trackers(self, terms):
-        for tracker in self.metrics:
-            tracker.update_state(terms[tracker.name])
-        return step_logs({tracker.name: tracker.result() for tracker in self.metrics})
-
-    def train_step(self, data):
-        images = _images_of(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_loss_terms(images, training=True)
-            # Gradients are summed over replicas under tf.distribute, so each replica
-            # contributes its share of the mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(terms["loss"] / replicas)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_trackers(terms)
-
-    def test_step(self, data):
-        return self._update_trackers(self.compute_loss_terms(_images_of(data), training=False))
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -360,10 +292,3 @@ class LadderVAE(keras.Model):
         # Models saved before these options existed were all "concatenated", without resampling.
         config = {"level_input": "concatenated", "level_resample": 0.0, **config}
         return cls(**config)
-
-
-def _images_of(data):
-    """The images of a batch that is either images or (images, labels)."""
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
