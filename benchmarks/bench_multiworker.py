@@ -50,7 +50,7 @@ def measure(role, batch_size, steps, base_filters, output):
     from ladder_vae.config import TrainConfig
 
     cluster = distribute.read_cluster() if role == "worker" else None
-    strategy = training.make_strategy("multiworker", cluster, 120) if cluster else None
+    strategy = distribute.make_strategy("multiworker", cluster, 120) if cluster else None
     config = TrainConfig(base_filters=base_filters, seed=0)
     images = data_lib.load_idx_dir(data_lib.BUNDLED_MNIST_DIR).train_images
     keras.utils.set_random_seed(0)

@@ -1,12 +1,11 @@
 """The variational ladder autoencoder (Zhao, Song & Ermon, ICML 2017), trained with MMD and SSIM."""
 
-import math
-
 import keras
 import tensorflow as tf
 
-from ladder_vae import losses
-from ladder_vae.layers import ModulatedConv
+from ladder_vae import blocks, model_size
+from ladder_vae.distribute.replicas import draw_rows
+from ladder_vae.objective import LadderObjective
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
 MIN_SCALE = 1e-4
@@ -16,7 +15,7 @@ LEVEL_INPUTS = ("modulated", "concatenated")
 
 
 @keras.saving.register_keras_serializable(package="ladder_vae")
-class LadderVAE(keras.Model):
+class LadderVAE(LadderObjective, keras.Model):
     """A variational ladder autoencoder with an MMD prior term and an SSIM reconstruction term.
 
     Inference, with h_0 = x and one ladder level per entry of `latent_dims`:
@@ -37,7 +36,7 @@ class LadderVAE(keras.Model):
       with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
       whole digit from z_j, so the levels share identity.
 
-    The model owns its objective (see `ladder_vae.losses`):
+    The model owns its objective (`LadderObjective`, see `ladder_vae.losses`):
         reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
         ssim_weight * (1 - SSIM(x, x_mean)),
     computed once in `compute_loss_terms` for both `train_step` and `test_step`.
@@ -109,45 +108,17 @@ class LadderVAE(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
         # Resolution of h_i: h_0 is the image, each level halves it (rounding up).
-        self.feature_sizes = [image_shape[:2]]
-        for _ in latent_dims:
-            height, width = self.feature_sizes[-1]
-            self.feature_sizes.append((math.ceil(height / 2), math.ceil(width / 2)))
+        self.feature_sizes = model_size.feature_sizes(image_shape, self.num_levels)
         self.level_filters = [self.base_filters * 2**level for level in range(self.num_levels)]
 
-        self.encoder_blocks = [self._encoder_block(level) for level in range(self.num_levels)]
+        self.encoder_blocks = blocks.encoder_blocks(self.level_filters)
         self.flatten = keras.layers.Flatten()
-        self.mean_heads = [
-            keras.layers.Dense(dim, name=f"mean_{level + 1}")
-            for level, dim in enumerate(latent_dims)
-        ]
-        self.scale_heads = [
-            keras.layers.Dense(dim, activation="softplus", name=f"scale_{level + 1}")
-            for level, dim in enumerate(latent_dims)
-        ]
-        top = self.num_levels - 1
-        if self.level_input == "modulated" and top > 0:
-            # decoder_blocks[k - 1] upsamples to feature_sizes[k], as in the concatenated
-            # decoder; below the plain block under the top, each is modulated by z_{k+1}.
-            self.latent_projections = [self._latent_projection(top)]
-            self.decoder_blocks = [
-                self._modulated_block(stage) for stage in range(1, top)
-            ] + [self._decoder_block(top - 1), self._decoder_block(top)]
-            self.output_block = self._modulated_block(0)
-        else:
-            self.latent_projections = [
-                self._latent_projection(level) for level in range(self.num_levels)
-            ]
-            self.decoder_blocks = [
-                self._decoder_block(level) for level in range(self.num_levels)
-            ]
-            self.output_block = self._output_block()
+        self.mean_heads, self.scale_heads = blocks.posterior_heads(latent_dims)
+        self.latent_projections, self.decoder_blocks, self.output_block = blocks.decoder_layers(
+            self.level_filters, self.feature_sizes, image_shape[-1], self.level_input
+        )
 
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.mmd_tracker = keras.metrics.Mean(name="mmd")
-        self.ssim_loss_tracker = keras.metrics.Mean(name="ssim_loss")
-        self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        self._create_trackers()
         # Built at once, so that a model is always complete: saved before any call, it still
         # restores its weights and optimizer state.
         self.build()
@@ -155,117 +126,6 @@ class LadderVAE(keras.Model):
     @property
     def num_levels(self):
         return len(self.latent_dims)
-
-    @property
-    def metrics(self):
-        return [
-            self.loss_tracker,
-            self.reconstruction_tracker,
-            self.mmd_tracker,
-            self.ssim_loss_tracker,
-            self.ssim_tracker,
-        ]
-
-    # Layers -----------------------------------------------------------------------------------
-    # Every hidden layer is convolution (or dense), batch normalisation, leaky ReLU, as in the
-    # official VLAE code. Without the normalisation the unregularised posterior means grow within
-    # a few Adam steps, the decoder's activations with them, and the output sigmoid saturates at 0
-    # for good (measured: all-black reconstructions after ~10 steps at lr 1e-3 and 3e-4).
-
-    @staticmethod
-    def _normalized(layer):
-        # Built under a multi-replica tf.distribute strategy, batch statistics are all-reduced
-        # over the global batch, so that N replicas compute what one device would.
-        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
-        return [
-            layer,
-            keras.layers.BatchNormalization(momentum=0.9, synchronized=synchronized),
-            keras.layers.LeakyReLU(0.2),
-        ]
-
-    def _encoder_block(self, level):
-        """g_{level+1}: a strided Conv2D that halves the resolution, then a Conv2D."""
-        filters = self.level_filters[level]
-        return keras.Sequential(
-            self._normalized(
-                keras.layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)
-            )
-            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
-            name=f"encoder_{level + 1}",
-        )
-
-    def _latent_projection(self, level):
-        """Maps z_{level+1} to a feature map at the resolution of z~_{level+2} (of h_L at the top),
-        where it is concatenated."""
-        height, width = self.feature_sizes[min(level + 2, self.num_levels)]
-        filters = self.level_filters[level]
-        return keras.Sequential(
-            self._normalized(keras.layers.Dense(height * width * filters, use_bias=False))
-            + [keras.layers.Reshape((height, width, filters))],
-            name=f"latent_projection_{level + 1}",
-        )
-
-    def _upsample(self, filters, level):
-        """A stride-2 transposed convolution from the resolution of h_{level+1} to that of h_level,
-        cropped where the encoder rounded an odd size up (7 -> 4 -> 8 -> 7)."""
-        (height, width), (low_height, low_width) = (
-            self.feature_sizes[level],
-            self.feature_sizes[level + 1],
-        )
-        return self._normalized(
-            keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)
-        ) + [keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width)))]
-
-    def _decoder_block(self, level):
-        """f_{level+1}: from [z~_{level+2} : projected z_{level+1}] to z~_{level+1}.
-
-        The top level has no z~ above it: f_L is the projection of z_L and one Conv2D. The others
-        upsample to their own resolution first.
-        """
-        filters = self.level_filters[level]
-        upsample = [] if level == self.num_levels - 1 else self._upsample(filters, level + 1)
-        return keras.Sequential(
-            upsample
-            + self._normalized(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)),
-            name=f"decoder_{level + 1}",
-        )
-
-    def _modulated_block(self, stage):
-        """Under "modulated", the upsampling to the resolution of h_stage (the image for 0),
-        modulated by z_{stage+1}: the resolution that g_{stage+1} reads z_{stage+1} from.
-
-        Returns the layers in order: a modulated upsampling, its crop, then a modulated
-        convolution (stage >= 1) or the output convolution (stage 0).
-        """
-        filters = self.level_filters[max(stage - 1, 0)]
-        (height, width), (low_height, low_width) = self.feature_sizes[stage : stage + 2]
-        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
-        layers = [
-            ModulatedConv(
-                filters, 4, strides=2, transpose=True, synchronized=synchronized,
-                name=f"decoder_{stage}_upsample",
-            ),
-            keras.layers.Cropping2D(((0, 2 * low_height - height), (0, 2 * low_width - width))),
-        ]
-        if stage == 0:
-            return layers + [self._output_convolution()]
-        return layers + [
-            ModulatedConv(filters, 3, synchronized=synchronized, name=f"decoder_{stage}_conv")
-        ]
-
-    def _output_convolution(self):
-        # float32 even under mixed precision: the losses and SSIM take [0, 1] images.
-        return keras.layers.Conv2D(
-            self.image_shape[-1], 3, padding="same", activation="sigmoid", dtype="float32",
-            name="output",
-        )
-
-    def _output_block(self):
-        """f_0: from z~_1 to the image mean in [0, 1]."""
-        return keras.Sequential(
-            self._upsample(self.level_filters[0], 0) + [self._output_convolution()],
-            name="decoder_0",
-        )
 
     def build(self, input_shape=None):
         """Creates every weight by running one image through the encoder and the decoder."""
@@ -373,18 +233,10 @@ class LadderVAE(keras.Model):
         ] + [codes[-1]]
 
     def _draw_rows(self, sampler, batch_size, width, dtype, seed=None):
-        """A [batch_size, width] draw of `sampler` (keras.random.normal or uniform).
-
-        Under a multi-replica strategy every replica would draw the same values from the shared
-        seed; each draws for the global batch instead and keeps its own rows, which are
-        independent across replicas and equal to what one device draws.
-        """
+        """`draw_rows`, each replica's rows of one draw, from the model's seed generator
+        unless `seed` is given."""
         seed = self.seed_generator if seed is None else seed
-        rows = _replica_rows(batch_size)
-        if rows is None:
-            return sampler((batch_size, width), seed=seed, dtype=dtype)
-        start, stop, global_size = rows
-        return sampler((global_size, width), seed=seed, dtype=dtype)[start:stop]
+        return draw_rows(sampler, batch_size, width, dtype, seed)
 
     def prior_sample(self, num_samples, seed=None, dtype="float32"):
         """A list of `num_samples` draws from p(z_i) = N(0, I), one tensor per level.
@@ -412,61 +264,6 @@ class LadderVAE(keras.Model):
             codes = [mean for mean, _ in posteriors]
         return self.decode(codes, training=training)
 
-    # Training ----------------------------------------------------------------------------------
-
-    def compute_loss_terms(self, images, training=False):
-        """Every term of the objective for one batch, shared by `train_step` and `test_step`.
-
-        Returns:
-            A dict of float32 scalars: `loss` (the total), `reconstruction`, `mmd`, `ssim_loss`
-            (1 - SSIM, the term) and `ssim` (mean SSIM, for monitoring).
-        """
-        posteriors = self.encode(images, training=training)
-        codes = self.reparameterize(posteriors)
-        decoded_codes = self.resample_levels(codes) if training else codes
-        reconstructions = self.decode(decoded_codes, training=training)
-        # MMD compares two samples, and one replica's share of the batch is a noisier sample of
-        # q(z): under tf.distribute the codes of all replicas are gathered (the gather sends each
-        # replica the exact gradient of its rows) and compared with one prior draw of the global
-        # batch size, the same on every replica since they share the seed.
-        global_codes = self.split_levels(_gather_replicas(keras.ops.concatenate(codes, axis=-1)))
-        prior_codes = self.prior_sample(
-            keras.ops.shape(global_codes[0])[0], dtype=global_codes[0].dtype
-        )
-
-        reconstruction = losses.gaussian_nll(images, reconstructions, self.reconstruction_sigma)
-        mmd = losses.latent_mmd(global_codes, prior_codes, per_level=self.mmd_per_level)
-        mean_ssim = tf.reduce_mean(losses.ssim(images, reconstructions))
-        ssim_loss = 1.0 - mean_ssim
-        total = reconstruction + self.mmd_weight * mmd + self.ssim_weight * ssim_loss
-        return {
-            "loss": total,
-            "reconstruction": reconstruction,
-            "mmd": mmd,
-            "ssim_loss": ssim_loss,
-            "ssim": mean_ssim,
-        }
-
-    def _update_trackers(self, terms):
-        for tracker in self.metrics:
-            tracker.update_state(terms[tracker.name])
-        return _step_logs({tracker.name: tracker.result() for tracker in self.metrics})
-
-    def train_step(self, data):
-        images = _images_of(data)
-        with tf.GradientTape() as tape:
-            terms = self.compute_loss_terms(images, training=True)
-            # Gradients are summed over replicas under tf.distribute, so each replica
-            # contributes its share of the mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(terms["loss"] / replicas)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        return self._update_trackers(terms)
-
-    def test_step(self, data):
-        return self._update_trackers(self.compute_loss_terms(_images_of(data), training=False))
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -490,58 +287,3 @@ class LadderVAE(keras.Model):
         # Models saved before these options existed were all "concatenated", without resampling.
         config = {"level_input": "concatenated", "level_resample": 0.0, **config}
         return cls(**config)
-
-
-def _multi_replica_context():
-    """The replica context of a multi-replica `tf.distribute` step, or None."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return context
-
-
-def _replica_rows(batch_size):
-    """(start, stop, global_size): this replica's rows of the global batch, or None outside a
-    multi-replica step. Replicas may hold unequal shares (a last, smaller batch)."""
-    context = _multi_replica_context()
-    if context is None:
-        return None
-    sizes = context.all_gather(tf.reshape(tf.cast(batch_size, tf.int32), [1]), axis=0)
-    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
-    return start, start + tf.cast(batch_size, tf.int32), tf.reduce_sum(sizes)
-
-
-def _gather_replicas(tensor):
-    """The tensor of every replica, concatenated along the batch axis in replica order.
-
-    One tensor rather than one per level: the gradient of a gathered list of tensors of
-    different sizes fails to build (levels of 2 and 4 dimensions, measured).
-    """
-    context = _multi_replica_context()
-    if context is None:
-        return tensor
-    gathered = context.all_gather(tensor, axis=0)
-    # The gather loses static shapes; the MMD bandwidth needs the code size.
-    return tf.ensure_shape(gathered, [None, *tensor.shape[1:]])
-
-
-def _step_logs(logs):
-    """The logs a step returns: scalars, or under a multi-worker strategy vectors of one value.
-
-    Keras 3 averages a multi-worker step's logs over their axis 0, which a scalar lacks
-    ("Invalid reduction dimension 0", tensorflow/tensorflow#72388); the average of the vectors
-    is the scalar again.
-    """
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return logs
-    if not strategy.extended._in_multi_worker_mode():
-        return logs
-    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-
-
-def _images_of(data):
-    """The images of a batch that is either images or (images, labels)."""
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data

@@ -13,7 +13,8 @@ from ladder_vae import data as data_lib
 from ladder_vae import distribute, preflight, resources, saving
 from ladder_vae import run_dir as run_dir_lib
 from ladder_vae.atomic import remove_stale_temporaries
-from ladder_vae.config import TrainConfig, write_json
+from ladder_vae.config import write_json
+from ladder_vae.distribute.strategy import make_strategy
 from ladder_vae.export import export_model, export_run
 from ladder_vae.model import LadderVAE
 from ladder_vae.run_lock import RunLock
@@ -22,9 +23,6 @@ logger = logging.getLogger(__name__)
 
 # Validation images shown beside their reconstructions every epoch.
 NUM_RECONSTRUCTION_IMAGES = 32
-
-# The strategies `make_strategy` has created in this process, by name.
-_STRATEGIES = {}
 
 
 def library_versions():
@@ -37,36 +35,6 @@ def library_versions():
         "tensorflow_datasets": tfds.__version__,
         "numpy": np.__version__,
     }
-
-
-def make_strategy(name, cluster=None, peer_timeout=None):
-    """The `tf.distribute` strategy that `--strategy` names.
-
-    `default`: the current strategy (one device, unless the caller entered a scope).
-    `mirrored`: synchronous data parallelism over this machine's GPUs; without GPUs, over its
-    logical CPU devices (one, unless `tf.config.set_logical_device_configuration` split it).
-    `multiworker`: the same over the workers of `cluster` (a `distribute.Cluster` from
-    `TF_CONFIG`; this machine alone when None), each wait on a peer bounded by `peer_timeout`
-    seconds (see `ladder_vae.distribute`). `--batch-size` stays the global batch; each step
-    splits it across the replicas. Create the strategy before other TensorFlow work:
-    `multiworker` must be created first.
-
-    A process gets one strategy of each kind, reused by later calls: a second
-    `MirroredStrategy` in the same process reuses the first one's collective instance keys, and
-    its first all-reduce aborts with "Shape mismatch in the collective instance"
-    (tensorflow/tensorflow#62790; measured here with TF 2.21 on two logical CPUs).
-    """
-    if name not in ("mirrored", "multiworker"):
-        return tf.distribute.get_strategy()
-    if name not in _STRATEGIES:
-        if name == "mirrored":
-            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-            _STRATEGIES[name] = tf.distribute.MirroredStrategy([device.name for device in devices])
-        else:
-            _STRATEGIES[name] = distribute.multi_worker_strategy(
-                cluster, peer_timeout or TrainConfig.peer_timeout
-            )
-    return _STRATEGIES[name]
 
 
 def learning_rate_schedule(config, steps_per_epoch=None):

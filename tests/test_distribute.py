@@ -28,7 +28,7 @@ WORKER = textwrap.dedent("""
     import numpy as np
 
     import callbacks as lvae_callbacks
-    from ladder_vae import data as data_lib, idx_files, training
+    from ladder_vae import data as data_lib, distribute, idx_files, training
     from ladder_vae.config import TrainConfig
 
     work_dir = sys.argv[1]
@@ -62,7 +62,7 @@ WORKER = textwrap.dedent("""
 
 
     one = one_step(tf.distribute.get_strategy())
-    two = one_step(training.make_strategy("mirrored"))
+    two = one_step(distribute.make_strategy("mirrored"))
     np.savez(
         os.path.join(work_dir, "steps.npz"),
         **{f"{run}_{when}_{i}": value

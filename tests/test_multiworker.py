@@ -260,7 +260,7 @@ EQUIVALENCE = textwrap.dedent(f"""
     cluster = distribute.read_cluster()
     # Long: at its exit the worker waits at TensorFlow's shutdown barrier while the chief
     # takes the one-process steps.
-    strategy = training.make_strategy("multiworker", cluster, peer_timeout=600)
+    strategy = distribute.make_strategy("multiworker", cluster, peer_timeout=600)
     images = data_lib.load_idx_dir(data_lib.BUNDLED_MNIST_DIR).train_images[:{STEPS * GLOBAL_BATCH}]
     # The default loss weights, so that the gathered MMD weighs in the gradient.
     config = TrainConfig(seed=3, base_filters=8)
