@@ -110,8 +110,7 @@ def check_run_dir(path, export=True):
 
 
 def create_run_dir(path):
-    """Creates `path` (see `check_run_dir`), or says why it cannot."""
-    check_writable_directory(path, f"--run-dir {path}")
+    """Creates `path`, which `check_run_dir` has passed."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
