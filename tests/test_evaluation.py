@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ladder_vae import classifier as classifier_lib
+from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import data as data_lib
 from ladder_vae.config import write_json
 from ladder_vae.evaluation import compare, figures, loading, metrics, report

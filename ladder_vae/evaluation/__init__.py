@@ -1,6 +1,8 @@
 """Evaluation of trained ladder VAEs: the numbers and figures behind `python evaluate.py RUN_DIR`.
 
 - `metrics`: the measures, as plain functions of arrays.
+- `classifier`: the small CNN whose features and predictions judge generated digits, and its
+  cache.
 - `loading`: run directories, `.keras` files and SavedModels behind one `VAE` interface; the
   run's data.
 - `figures`: sample grids, reconstructions, traversals, loss curves, the comparison figure.

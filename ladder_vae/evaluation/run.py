@@ -8,7 +8,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ladder_vae import classifier as classifier_lib
+from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import run_dir as run_dir_lib
 from ladder_vae.config import write_json
 from ladder_vae.evaluation import figures, hierarchy, loading, metrics, report
@@ -88,7 +88,7 @@ def evaluate_run(
             digits of the reference distance (at most the training set).
         batch_size: images per forward pass.
         seed: seed of the prior samples, the posterior noise and the training-digit subset.
-        classifier: a trained classifier (`ladder_vae.classifier.build_classifier`) to use
+        classifier: a trained classifier (`classifier.build_classifier`) to use
             instead of the cached one (tests inject a tiny one); its test accuracy is measured
             here.
         classifier_dir: the classifier cache (default `$LADDER_VAE_CACHE` or
