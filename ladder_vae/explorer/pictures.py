@@ -12,6 +12,7 @@ from PIL import Image
 
 from ladder_vae.explorer.codes import LIMIT
 from ladder_vae.explorer.exported import ExplorerError
+from ladder_vae.image_grid import to_uint8, upscale
 
 # The main image is shown at least this many pixels high, each model pixel as a square block.
 MIN_DISPLAY_SIZE = 256
@@ -31,16 +32,12 @@ def display_scale(height):
     return max(1, math.ceil(MIN_DISPLAY_SIZE / height))
 
 
-def to_uint8(image):
-    """An image float [H, W, C] in [0, 1] as uint8 [H, W] (one channel) or [H, W, 3]."""
-    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-
-
 def png_bytes(pixels, scale=1):
-    """PNG bytes of uint8 pixels [H, W] or [H, W, 3], each pixel repeated `scale` x `scale`."""
-    if scale > 1:
-        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    """PNG bytes of uint8 pixels [H, W], [H, W, 1] or [H, W, 3] (`image_grid.to_uint8` makes
+    them from a float image), each pixel repeated `scale` x `scale`."""
+    pixels = upscale(pixels, scale)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -77,8 +74,8 @@ def strip_picture(images, current):
     dim = len(current)
     steps = len(images) // dim
     pixels = to_uint8(images)
-    if pixels.ndim == 3:
-        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
     values = strip_values(steps)
     gap = 1
     count, height, width, _ = pixels.shape
@@ -183,7 +180,7 @@ def as_digit(grey, image_shape):
     factor = box / max(crop.shape)
     new_height = max(1, int(round(crop.shape[0] * factor)))
     new_width = max(1, int(round(crop.shape[1] * factor)))
-    resized = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize(
+    resized = Image.fromarray(to_uint8(crop)).resize(
         (new_width, new_height), Image.Resampling.LANCZOS
     )
     small = np.asarray(resized, np.float32) / 255.0
