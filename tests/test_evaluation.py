@@ -129,19 +129,6 @@ def test_readme_documents_every_metric():
         assert f"| `{key}` |" in section, key
 
 
-def test_traversal_codes_move_one_level():
-    codes, rows = figures.traversal_codes((2, 3, 1), 0)
-    assert codes.shape == (100, 6) and rows == 10
-    assert np.all(codes[:, 2:] == 0) and len(np.unique(codes[:, 0])) == 10
-    codes, rows = figures.traversal_codes((2, 3, 1), 1)
-    assert codes.shape == (30, 6) and rows == 3
-    assert np.all(codes[:, :2] == 0) and np.all(codes[:, 5:] == 0)
-    assert np.count_nonzero(codes[:10, 2]) == 10 and np.all(codes[:10, 3:5] == 0)
-    codes, rows = figures.traversal_codes((2, 3, 1), 2)
-    assert codes.shape == (10, 6) and rows == 1
-    assert codes[0, 5] == pytest.approx(-1.96, abs=0.01)
-
-
 # Loading --------------------------------------------------------------------------------------
 
 

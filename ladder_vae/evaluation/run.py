@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import run_dir as run_dir_lib
+from ladder_vae import traversal
 from ladder_vae.config import write_json
 from ladder_vae.evaluation import figures, hierarchy, loading, metrics, report
 from ladder_vae.evaluation.loading import EvaluationError
@@ -251,10 +252,15 @@ def evaluate_run(
             test_images[:48], reconstructions[:48], os.path.join(out_dir, written[-1][0])
         )
         for level in range(len(vae.latent_dims)):
-            codes, _ = figures.traversal_codes(vae.latent_dims, level)
+            codes, num_columns = traversal.level_traversal_codes(vae.latent_dims, level)
             name = f"traversal_level_{level + 1}.png"
             figures.traversal(
-                vae.decode(codes, batch_size), level, vae.latent_dims, os.path.join(out_dir, name)
+                vae.decode(codes, batch_size),
+                level,
+                vae.latent_dims,
+                os.path.join(out_dir, name),
+                num_columns,
+                traversal.SPAN,
             )
             written.append((name, f"traversal of level {level + 1}"))
         written.append((HIERARCHY_FILE, "what each level controls"))

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from ladder_vae import traversal
 from ladder_vae.explorer.codes import LIMIT
 from ladder_vae.explorer.exported import ExplorerError
 from ladder_vae.image_grid import to_uint8, upscale
@@ -49,23 +50,9 @@ def data_url(png):
 
 
 def strip_values(steps=STRIP_STEPS):
-    """The values a traversal strip sweeps a dimension over: `steps` points in [-LIMIT, LIMIT]."""
-    return np.linspace(-LIMIT, LIMIT, steps, dtype=np.float32)
-
-
-def traversal_codes(code, steps=STRIP_STEPS):
-    """Codes for every level's traversal strip from `code` [D].
-
-    For each dimension of each level, `steps` codes equal to `code` but with that dimension
-    swept over `strip_values`. Returns float32 [D * steps, D], ordered level by level, then
-    dimension by dimension (the order of the code itself).
-    """
-    code = np.asarray(code, np.float32)
-    size = len(code)
-    codes = np.repeat(code[None, :], size * steps, axis=0)
-    for dim in range(size):
-        codes[dim * steps:(dim + 1) * steps, dim] = strip_values(steps)
-    return codes
+    """The values a traversal strip sweeps a dimension over: `steps` points in [-LIMIT, LIMIT],
+    the whole range of the page's controls (wider than the figures' `traversal.SPAN`)."""
+    return traversal.sweep_values(steps, LIMIT)
 
 
 def strip_picture(images, current):
@@ -102,7 +89,8 @@ def image_png(model, code):
 def strip_pngs(model, code, steps=STRIP_STEPS):
     """PNG bytes of every level's traversal strip from `code` [D], from one `decode` call."""
     code = np.asarray(code, np.float32)
-    images = model.decode(traversal_codes(code, steps))
+    # Around the current point, every dimension of every level in the order of the code.
+    images = model.decode(traversal.dimension_sweeps(code, 0, len(code), strip_values(steps)))
     strips, start = [], 0
     for dim in model.latent_dims:
         tiles = images[start * steps:(start + dim) * steps]
