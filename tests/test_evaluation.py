@@ -14,7 +14,7 @@ from PIL import Image
 from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import data as data_lib
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import compare, figures, loading, metrics, report
+from ladder_vae.evaluation import compare, figures, loading, metrics, numpy_vae, report
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
@@ -162,10 +162,10 @@ def test_load_vae_rejects_other_and_broken_files(tmp_path):
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     other.save(tmp_path / "other.keras")
     with pytest.raises(EvaluationError, match="not a LadderVAE"):
-        loading.load_vae(str(tmp_path / "other.keras"))
+        numpy_vae.load_vae(str(tmp_path / "other.keras"))
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     with pytest.raises(EvaluationError, match="broken.keras: not a .keras file"):
-        loading.load_vae(str(tmp_path / "broken.keras"))
+        numpy_vae.load_vae(str(tmp_path / "broken.keras"))
 
 
 def test_load_eval_data_follows_the_run_record(tmp_path):
@@ -321,7 +321,7 @@ def known_code(image):
     return np.random.default_rng(seed).standard_normal(5).astype(np.float32) * ACTIVE + SHIFT
 
 
-class KnownVAE(loading.VAE):
+class KnownVAE(numpy_vae.VAE):
     """The `VAE` interface of evaluate_run: codes from `known_code`, and a decoder that returns
     the step edge whatever the code."""
 
@@ -362,7 +362,7 @@ def test_evaluate_run_computes_each_metric_from_the_right_inputs(
     tmp_path, monkeypatch, tiny_classifier, bundled_digits
 ):
     run_dir = make_run(str(tmp_path / "run"))
-    monkeypatch.setattr(loading, "load_vae", lambda path: KnownVAE())
+    monkeypatch.setattr(numpy_vae, "load_vae", lambda path: KnownVAE())
     results, _ = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
 
     # The decoder draws one image whatever the code, so no attribute varies and no share of it
