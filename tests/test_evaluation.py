@@ -14,7 +14,7 @@ from PIL import Image
 from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import data as data_lib
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import compare, figures, loading, metrics, numpy_vae, report
+from ladder_vae.evaluation import compare, figures, loading, metric_keys, metrics, numpy_vae
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
@@ -125,7 +125,7 @@ def test_readme_documents_every_metric():
     with open(os.path.join(REPO_ROOT, "README.md")) as file:
         readme = file.read()
     section = readme[readme.index("## Evaluate a run") :]
-    for key, _, _ in report.METRICS:
+    for key, _, _ in metric_keys.METRICS:
         assert f"| `{key}` |" in section, key
 
 
@@ -284,7 +284,7 @@ def test_metrics_json_is_flat_numeric_and_documented(evaluated_run):
     assert written == pytest.approx(results)
     for key, value in written.items():
         assert isinstance(value, (int, float)) and np.isfinite(value), key
-        assert report.describe(key)[1], f"{key} is not documented in report.METRICS"
+        assert metric_keys.describe(key)[1], f"{key} is not documented in metric_keys.METRICS"
     assert written["level_1_dims"] == 2 and written["level_2_dims"] == 3
     assert written["num_samples"] == NUM_SAMPLES and written["num_test_images"] == 1000
     assert 0 <= written["test_mse"] <= 1 and -1 <= written["test_ssim"] <= 1
