@@ -570,7 +570,7 @@ EVALUATE_CASES = {
     ),
     "num samples below 2": (
         lambda tmp: [str(fake_run(tmp / "run")), "--num-samples", "1"],
-        "argument --num-samples: must be >= 2, got '1' (see evaluate.py --help)",
+        "argument --num-samples: must be at least 2, got '1' (see evaluate.py --help)",
     ),
     "unknown checkpoint": (
         lambda tmp: [str(fake_run(tmp / "run")), "--checkpoint", "last"],
