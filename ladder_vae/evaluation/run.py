@@ -112,7 +112,7 @@ def evaluate_run(
     _check_image_shape(model_path, vae, data)
     with timer.stage("classifier"):
         dataset_name = data.source.get("dataset") or dataset or "mnist"
-        classify, classifier_info = sample_quality.ready_classifier(
+        apply_classifier, classifier_info = sample_quality.ready_classifier(
             classifier, data, dataset_name, classifier_dir
         )
     out_dir = _made_directory(out_dir or run_dir_lib.RunDir(run_dir).eval)
@@ -132,7 +132,7 @@ def evaluate_run(
     with timer.stage("classifier features"):
         train_images = sample_quality.reference_images(data.train_images, num_samples, subset_rng)
         outputs = sample_quality.classifier_outputs(
-            classify, test_images, train_images, samples, reconstructions
+            apply_classifier, test_images, train_images, samples, reconstructions
         )
     with timer.stage("sample metrics"):
         results.update(
@@ -145,7 +145,7 @@ def evaluate_run(
         level_factors = hierarchy.level_factor_shares(
             lambda codes: vae.decode(codes, batch_size),
             vae.latent_dims,
-            lambda images: np.argmax(classify(images, batch_size)[1], axis=1),
+            lambda images: np.argmax(apply_classifier(images, batch_size)[1], axis=1),
             num_codes=hierarchy_codes,
             redraws=hierarchy_redraws,
             seed=seed,

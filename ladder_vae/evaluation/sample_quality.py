@@ -34,7 +34,8 @@ def ready_classifier(classifier, data, dataset_name, directory=None):
         directory: the classifier cache, or None for the default.
 
     Returns:
-        (outputs, info): the function, and a dict with at least `path` and `test_accuracy`.
+        (apply_classifier, info): the function, and a dict with at least `path` and
+        `test_accuracy`.
     """
     if classifier is None:
         classifier, info = classifier_lib.load_or_train(
@@ -67,14 +68,14 @@ def reference_images(train_images, count, rng):
     return train_images[np.sort(chosen)].astype(np.float32) / 255.0
 
 
-def classifier_outputs(outputs, test_images, train_images, samples, reconstructions):
+def classifier_outputs(apply_classifier, test_images, train_images, samples, reconstructions):
     """The classifier's (features, probabilities) of each image set, under the names `test`,
-    `train`, `samples` and `reconstructions`; `outputs` is a `classifier_function`."""
+    `train`, `samples` and `reconstructions`; `apply_classifier` is a `classifier_function`."""
     return {
-        "test": outputs(test_images),
-        "train": outputs(train_images),
-        "samples": outputs(samples),
-        "reconstructions": outputs(reconstructions),
+        "test": apply_classifier(test_images),
+        "train": apply_classifier(train_images),
+        "samples": apply_classifier(samples),
+        "reconstructions": apply_classifier(reconstructions),
     }
 
 
