@@ -15,13 +15,14 @@ import os
 import sys
 
 
-def _positive_int(text):
+def _integer_at_least_two(text):
+    """`text` as an integer of at least 2 (a spread needs two samples, codes or redraws)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {text!r}")
     return value
 
 
@@ -80,26 +81,26 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--num-samples",
-        type=_positive_int,
+        type=_integer_at_least_two,
         default=10_000,
         help="samples drawn from the prior for the sample metrics (default: %(default)s)",
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=_integer_at_least_two,
         default=500,
         help="images per forward pass " "(default: %(default)s)",
     )
     parser.add_argument(
         "--hierarchy-codes",
-        type=_positive_int,
+        type=_integer_at_least_two,
         default=500,
         help="base codes per level for the measure of what each level controls: each has the "
         "level's code redrawn --hierarchy-redraws times (default: %(default)s)",
     )
     parser.add_argument(
         "--hierarchy-redraws",
-        type=_positive_int,
+        type=_integer_at_least_two,
         default=8,
         help="redraws of one level's code per base code (default: %(default)s)",
     )

@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from ladder_vae.image_grid import save_png
+from ladder_vae.image_grid import save_png, to_uint8, upscale
 
 
 def fixed_prior_noise(latent_dims, num_samples, seed):
@@ -79,9 +79,8 @@ class EpochImages(keras.callbacks.Callback):
 
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(self.log_dir)
-        # uint8, rounded as `save_png` rounds: TensorBoard shows the PNG's very pixels.
-        pixels = np.round(np.clip(np.asarray(grid), 0.0, 1.0) * 255).astype(np.uint8)
-        pixels = pixels.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+        # Converted as `save_png` converts: TensorBoard shows the PNG's very pixels.
+        pixels = upscale(to_uint8(grid), self.scale)
         with self.writer.as_default():
             tf.summary.image(tag, pixels[None], step=epoch)
         # Flushed now, so that TensorBoard shows the images during training, not at the end.

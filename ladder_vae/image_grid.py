@@ -1,5 +1,4 @@
-"""Tiling image batches into one picture, and writing it as a PNG."""
-
+"""Image batches as pictures: tiled into one grid, turned into 8-bit pixels, written as a PNG."""
 
 import numpy as np
 from PIL import Image
@@ -42,15 +41,32 @@ def make_grid(images, num_columns=None, padding=2, pad_value=0.5):
     return grid
 
 
+def to_uint8(images):
+    """Float images in [0, 1], of any shape, as uint8 pixels 0..255.
+
+    The project's one conversion, so that a PNG, its TensorBoard copy and the explorer's
+    picture of the same image hold the same pixels. Values are clipped first: a decoder's output
+    a little outside [0, 1] saturates instead of wrapping around in uint8. Then rounded to the
+    nearest level, so that k / 255 comes back as k.
+    """
+    return np.round(np.clip(np.asarray(images), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def upscale(pixels, scale):
+    """`pixels` [H, W, ...] with each pixel repeated as a `scale` x `scale` block (nearest
+    neighbour), so that 28x28 digits are readable on a screen."""
+    if scale > 1:
+        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    return pixels
+
+
 def save_png(path, image, scale=1):
     """Writes a [H, W, C] float image in [0, 1] as a PNG, through a temporary file and a rename.
 
     Args:
-        scale: integer upscaling (nearest neighbour), so that 28x28 digits are readable.
+        scale: integer upscaling (`upscale`).
     """
-    pixels = np.round(np.clip(np.asarray(image), 0.0, 1.0) * 255).astype(np.uint8)
-    if scale > 1:
-        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    pixels = upscale(to_uint8(image), scale)
     if pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     with atomic_path(path, suffix=".png") as temporary:

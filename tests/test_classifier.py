@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from ladder_vae import classifier as classifier_lib
+from ladder_vae.evaluation import classifier as classifier_lib
 
 
 @pytest.fixture(scope="module")

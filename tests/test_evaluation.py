@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ladder_vae import classifier as classifier_lib
+from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import data as data_lib
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import compare, figures, loading, metrics, report
+from ladder_vae.evaluation import compare, figures, loading, metric_keys, metrics, numpy_vae
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
@@ -125,21 +125,8 @@ def test_readme_documents_every_metric():
     with open(os.path.join(REPO_ROOT, "README.md")) as file:
         readme = file.read()
     section = readme[readme.index("## Evaluate a run") :]
-    for key, _, _ in report.METRICS:
+    for key, _, _ in metric_keys.METRICS:
         assert f"| `{key}` |" in section, key
-
-
-def test_traversal_codes_move_one_level():
-    codes, rows = figures.traversal_codes((2, 3, 1), 0)
-    assert codes.shape == (100, 6) and rows == 10
-    assert np.all(codes[:, 2:] == 0) and len(np.unique(codes[:, 0])) == 10
-    codes, rows = figures.traversal_codes((2, 3, 1), 1)
-    assert codes.shape == (30, 6) and rows == 3
-    assert np.all(codes[:, :2] == 0) and np.all(codes[:, 5:] == 0)
-    assert np.count_nonzero(codes[:10, 2]) == 10 and np.all(codes[:10, 3:5] == 0)
-    codes, rows = figures.traversal_codes((2, 3, 1), 2)
-    assert codes.shape == (10, 6) and rows == 1
-    assert codes[0, 5] == pytest.approx(-1.96, abs=0.01)
 
 
 # Loading --------------------------------------------------------------------------------------
@@ -175,10 +162,10 @@ def test_load_vae_rejects_other_and_broken_files(tmp_path):
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     other.save(tmp_path / "other.keras")
     with pytest.raises(EvaluationError, match="not a LadderVAE"):
-        loading.load_vae(str(tmp_path / "other.keras"))
+        numpy_vae.load_vae(str(tmp_path / "other.keras"))
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     with pytest.raises(EvaluationError, match="broken.keras: not a .keras file"):
-        loading.load_vae(str(tmp_path / "broken.keras"))
+        numpy_vae.load_vae(str(tmp_path / "broken.keras"))
 
 
 def test_load_eval_data_follows_the_run_record(tmp_path):
@@ -297,7 +284,7 @@ def test_metrics_json_is_flat_numeric_and_documented(evaluated_run):
     assert written == pytest.approx(results)
     for key, value in written.items():
         assert isinstance(value, (int, float)) and np.isfinite(value), key
-        assert report.describe(key)[1], f"{key} is not documented in report.METRICS"
+        assert metric_keys.describe(key)[1], f"{key} is not documented in metric_keys.METRICS"
     assert written["level_1_dims"] == 2 and written["level_2_dims"] == 3
     assert written["num_samples"] == NUM_SAMPLES and written["num_test_images"] == 1000
     assert 0 <= written["test_mse"] <= 1 and -1 <= written["test_ssim"] <= 1
@@ -334,7 +321,7 @@ def known_code(image):
     return np.random.default_rng(seed).standard_normal(5).astype(np.float32) * ACTIVE + SHIFT
 
 
-class KnownVAE(loading.VAE):
+class KnownVAE(numpy_vae.VAE):
     """The `VAE` interface of evaluate_run: codes from `known_code`, and a decoder that returns
     the step edge whatever the code."""
 
@@ -375,7 +362,7 @@ def test_evaluate_run_computes_each_metric_from_the_right_inputs(
     tmp_path, monkeypatch, tiny_classifier, bundled_digits
 ):
     run_dir = make_run(str(tmp_path / "run"))
-    monkeypatch.setattr(loading, "load_vae", lambda path: KnownVAE())
+    monkeypatch.setattr(numpy_vae, "load_vae", lambda path: KnownVAE())
     results, _ = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
 
     # The decoder draws one image whatever the code, so no attribute varies and no share of it
@@ -583,7 +570,7 @@ EVALUATE_CASES = {
     ),
     "num samples below 2": (
         lambda tmp: [str(fake_run(tmp / "run")), "--num-samples", "1"],
-        "argument --num-samples: must be >= 2, got '1' (see evaluate.py --help)",
+        "argument --num-samples: must be at least 2, got '1' (see evaluate.py --help)",
     ),
     "unknown checkpoint": (
         lambda tmp: [str(fake_run(tmp / "run")), "--checkpoint", "last"],

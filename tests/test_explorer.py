@@ -15,6 +15,7 @@ import explore
 from ladder_vae.explorer import codes, pictures
 from ladder_vae.explorer.exported import ExplorerError, ExportedModel, find_saved_model
 from ladder_vae.explorer.session import Explorer
+from ladder_vae.image_grid import to_uint8
 from tests.conftest import REPO_ROOT
 
 
@@ -231,7 +232,7 @@ def test_render_decodes_the_code_and_one_strip_per_level(explorer):
     main, strips = explorer.image(levels), explorer.strips(levels)
     flat = np.concatenate(levels).astype(np.float32)
     with Image.open(io.BytesIO(main)) as image:
-        expected = pictures.to_uint8(explorer.model.decode(flat[None])[0])
+        expected = to_uint8(explorer.model.decode(flat[None])[0])[..., 0]
         np.testing.assert_array_equal(np.asarray(image), expected)
     assert len(strips) == 3
     for strip, dim in zip(strips, (2, 2, 3)):
@@ -276,7 +277,7 @@ def test_download_and_json_hold_the_current_code(explorer):
         assert image.size == (280, 280)
         small = np.asarray(image)[::10, ::10]
     flat = np.concatenate(levels).astype(np.float32)
-    np.testing.assert_array_equal(small, pictures.to_uint8(explorer.model.decode(flat[None])[0]))
+    np.testing.assert_array_equal(small, to_uint8(explorer.model.decode(flat[None])[0])[..., 0])
     record = json.loads(explorer.code_json(levels))
     assert record["latent_dims"] == [2, 2, 3]
     assert record["z"] == pytest.approx(flat, abs=1e-4)

@@ -1,4 +1,5 @@
-"""Tests of ladder_vae/evaluation/hierarchy.py on images and decoders whose factors are known.
+"""Tests of ladder_vae/evaluation/hierarchy.py, and of image_attributes.py, whose attributes it
+measures, on images and decoders whose factors are known.
 
 The hand-built decoder draws a real digit (one bundled example per class) and has one factor per
 level: level 1 only sets the stroke width, level 2 only shears the digit, level 3 only picks
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from ladder_vae.evaluation import hierarchy
+from ladder_vae.evaluation.image_attributes import ATTRIBUTES, image_attributes
 
 SIZE = 28
 LATENT_DIMS = (2, 2, 2)
@@ -103,7 +105,7 @@ def make_classify(prototypes):
     blur (which evens out stroke widths): right on nearly all of these decoded digits."""
 
     def normalise(images):
-        slant = hierarchy.image_attributes(images[..., None])["slant"]
+        slant = image_attributes(images[..., None])["slant"]
         flat = blur(blur(shear(images, -slant))).reshape(len(images), -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
         return flat / np.linalg.norm(flat, axis=1, keepdims=True)
@@ -142,7 +144,7 @@ def test_thickness_is_the_stroke_width_in_pixels_at_any_angle():
     widths = (2, 3, 4, 6)
     angles = (0, 15, 30, 45, 60, 90, 135)
     bars = np.stack([rotated_bar(w, angle) for w in widths for angle in angles])
-    thickness = hierarchy.image_attributes(bars[..., None])["thickness"].reshape(4, 7)
+    thickness = image_attributes(bars[..., None])["thickness"].reshape(4, 7)
     # 2 A / P of a w x 20 rectangle: within 4% from 3 pixels on, 13% at 2 pixels.
     expected = np.array([w * 20 / (w + 20) for w in widths])[:, None]
     np.testing.assert_allclose(thickness[1:], np.broadcast_to(expected[1:], (3, 7)), rtol=0.04)
@@ -153,15 +155,15 @@ def test_thickness_is_the_stroke_width_in_pixels_at_any_angle():
 def test_thicker_strokes_of_real_digits_measure_thicker(prototypes):
     thin = thicken(prototypes, np.zeros(10))[..., None]
     thick = thicken(prototypes, np.ones(10))[..., None]
-    thin_attributes = hierarchy.image_attributes(thin)
-    thick_attributes = hierarchy.image_attributes(thick)
+    thin_attributes = image_attributes(thin)
+    thick_attributes = image_attributes(thick)
     assert np.all(thick_attributes["thickness"] > thin_attributes["thickness"] + 1.0)
     assert np.all(thick_attributes["ink"] > thin_attributes["ink"])
 
 
 def test_ink_is_the_sum_of_intensities(digit_batch):
     np.testing.assert_allclose(
-        hierarchy.image_attributes(digit_batch)["ink"],
+        image_attributes(digit_batch)["ink"],
         digit_batch.sum(axis=(1, 2, 3)),
         rtol=1e-5,
     )
@@ -170,7 +172,7 @@ def test_ink_is_the_sum_of_intensities(digit_batch):
 def test_slant_measures_the_shear_and_its_sign():
     upright = np.stack([bar(3, height=20)] * 3)
     amounts = np.array([0.0, 0.3, -0.3])
-    slant = hierarchy.image_attributes(shear(upright, amounts)[..., None])["slant"]
+    slant = image_attributes(shear(upright, amounts)[..., None])["slant"]
     assert slant[0] == pytest.approx(0.0, abs=1e-9)
     # The top of the second bar leans right: positive, about the shear itself.
     assert slant[1] == pytest.approx(0.3, abs=0.03)
@@ -178,42 +180,42 @@ def test_slant_measures_the_shear_and_its_sign():
 
 
 def test_slant_of_sheared_real_digits_follows_the_shear(prototypes):
-    base = hierarchy.image_attributes(prototypes[..., None])["slant"]
-    right = hierarchy.image_attributes(shear(prototypes, np.full(10, 0.3))[..., None])["slant"]
-    left = hierarchy.image_attributes(shear(prototypes, np.full(10, -0.3))[..., None])["slant"]
+    base = image_attributes(prototypes[..., None])["slant"]
+    right = image_attributes(shear(prototypes, np.full(10, 0.3))[..., None])["slant"]
+    left = image_attributes(shear(prototypes, np.full(10, -0.3))[..., None])["slant"]
     np.testing.assert_allclose(right - base, 0.3, atol=0.06)
     np.testing.assert_allclose(left - base, -0.3, atol=0.06)
 
 
 def test_width_is_the_deskewed_extent_and_height_the_vertical_one():
     bars = np.stack([bar(4, height=12), bar(8, height=12), bar(8, height=20)])
-    attributes = hierarchy.image_attributes(bars[..., None])
+    attributes = image_attributes(bars[..., None])
     # A uniform run of w pixels has variance (w^2 - 1) / 12.
     np.testing.assert_allclose(attributes["width"], np.sqrt([15, 63, 63]), rtol=1e-9)
     np.testing.assert_allclose(attributes["height"], np.sqrt([143, 143, 399]), rtol=1e-9)
     # A shear does not widen the digit once it is removed, though its bounding box grows.
-    sheared = hierarchy.image_attributes(shear(bars[1:2], np.array([0.4]))[..., None])
+    sheared = image_attributes(shear(bars[1:2], np.array([0.4]))[..., None])
     assert sheared["width"][0] == pytest.approx(math.sqrt(63), rel=0.05)
 
 
 def test_colour_images_are_measured_on_the_mean_of_their_channels(digit_batch):
-    grey = hierarchy.image_attributes(0.75 * digit_batch)
-    colour = hierarchy.image_attributes(
+    grey = image_attributes(0.75 * digit_batch)
+    colour = image_attributes(
         np.concatenate([0.5 * digit_batch, digit_batch, 0.75 * digit_batch], axis=-1)
     )
-    for name in hierarchy.ATTRIBUTES:
+    for name in ATTRIBUTES:
         np.testing.assert_allclose(colour[name], grey[name], rtol=1e-6, err_msg=name)
 
 
 def test_an_empty_image_has_zero_attributes():
-    attributes = hierarchy.image_attributes(np.zeros((2, SIZE, SIZE, 1)))
-    for name in hierarchy.ATTRIBUTES:
+    attributes = image_attributes(np.zeros((2, SIZE, SIZE, 1)))
+    for name in ATTRIBUTES:
         np.testing.assert_array_equal(attributes[name], 0.0, err_msg=name)
 
 
 def test_image_attributes_reject_images_without_channels():
     with pytest.raises(ValueError, match=r"\[n, height, width, channels\]"):
-        hierarchy.image_attributes(np.zeros((2, SIZE, SIZE)))
+        image_attributes(np.zeros((2, SIZE, SIZE)))
 
 
 # The shares of a decoder whose hierarchy is known -----------------------------------------------
@@ -241,7 +243,7 @@ def test_the_constructed_classifier_names_the_drawn_digit(prototypes):
 
 def test_each_level_moves_what_it_was_built_to_move(known_result):
     result = known_result
-    assert result.attributes == ("identity",) + hierarchy.ATTRIBUTES
+    assert result.attributes == ("identity",) + ATTRIBUTES
     assert result.shares.shape == (3, 6)
     share = result.share
     # Level 3 alone picks the digit; levels 1 and 2 leave it (almost: the classifier's rare
@@ -290,7 +292,7 @@ def test_shares_of_a_level_that_decides_everything_or_nothing(prototypes):
     result = hierarchy.level_factor_shares(
         only_level_2, LATENT_DIMS, None, num_codes=60, redraws=4, seed=1
     )
-    assert result.attributes == hierarchy.ATTRIBUTES
+    assert result.attributes == ATTRIBUTES
     np.testing.assert_array_equal(result.shares[[0, 2]], 0.0)
     np.testing.assert_allclose(result.shares[1], 1.0, atol=0.25)
     assert result.class_change_rates is None and result.hierarchy_summary is None
@@ -302,7 +304,7 @@ def test_metrics_are_flat_named_numbers(known_result):
     expected = {
         f"level_{level}_share_{name}"
         for level in (1, 2, 3)
-        for name in ("identity",) + hierarchy.ATTRIBUTES
+        for name in ("identity",) + ATTRIBUTES
     }
     expected |= {f"level_{level}_class_change_rate" for level in (1, 2, 3)}
     assert set(values) == expected | {"hierarchy_summary"}

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ladder_vae.config import write_json
 from ladder_vae.run_dir import EVAL_DIR, METRICS_FILE
-from ladder_vae.evaluation import figures, hierarchy, loading, report
+from ladder_vae.evaluation import figures, hierarchy, loading, metric_keys, report
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import (
     DEFAULT_NUM_SAMPLES,
@@ -196,13 +196,13 @@ def comparison_table(labels, metrics_list, infos):
     epochs = [info.get("epochs_trained") for info in infos]
     if any(value is not None for value in epochs):
         rows.append(["epochs trained"] + ["?" if value is None else str(value) for value in epochs])
-    keys = [key for key in report.HEADLINE if any(key in metrics for metrics in metrics_list)]
+    keys = [key for key in metric_keys.HEADLINE if any(key in metrics for metrics in metrics_list)]
     levels = sorted(
         {key for metrics in metrics_list for key in metrics if key.startswith("level_")},
         key=lambda key: (int(key.split("_")[1]), key),
     )
     for key in keys + [key for key in levels if not key.endswith("_dims") or "active" in key]:
-        better = report.describe(key)[0]
+        better = metric_keys.describe(key)[0]
         arrow = {"lower": " (lower)", "higher": " (higher)", "1": " (near 1)"}.get(better, "")
         rows.append(
             [f"`{key}`{arrow}"]

@@ -1,7 +1,5 @@
 """The PNG figures of an evaluation, drawn with matplotlib's object API (no pyplot, no display)."""
 
-import statistics
-
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -74,38 +72,9 @@ def reconstruction_pairs(originals, reconstructions, path, num_columns=16):
     )
 
 
-def traversal_codes(latent_dims, level, steps=10, limit=0.95):
-    """Codes [n, D] that move level `level` (0-based) through its prior, other levels at 0.
-
-    Values are prior quantiles from (1 - limit) / 2 to (1 + limit) / 2, so each step has the same
-    prior mass. A level of 2 dimensions gives a steps x steps grid (its whole 2-D manifold);
-    another gives one row per dimension, that dimension moved and the rest of the level at 0.
-
-    Returns:
-        (codes [rows * steps, D], rows).
-    """
-    normal = statistics.NormalDist()
-    values = np.array(
-        [normal.inv_cdf(p) for p in np.linspace((1 - limit) / 2, (1 + limit) / 2, steps)],
-        np.float32,
-    )
-    dim = latent_dims[level]
-    offset = int(sum(latent_dims[:level]))
-    if dim == 2:
-        # Row r has the second dimension at its r-th value (top = high), columns move the first.
-        first, second = np.meshgrid(values, values[::-1])
-        level_codes = np.stack([first.ravel(), second.ravel()], axis=-1)
-    else:
-        level_codes = np.zeros((dim * steps, dim), np.float32)
-        for row in range(dim):
-            level_codes[row * steps : (row + 1) * steps, row] = values
-    codes = np.zeros((len(level_codes), int(sum(latent_dims))), np.float32)
-    codes[:, offset : offset + dim] = level_codes
-    return codes, len(level_codes) // steps
-
-
-def traversal(images, level, latent_dims, path, steps=10):
-    """The images decoded from `traversal_codes`, as one grid with a title that explains it."""
+def traversal(images, level, latent_dims, path, num_columns, span):
+    """The images decoded from `traversal.level_traversal_codes`, as one grid with a title that
+    explains it (the convention of `ladder_vae.traversal`, which the training figures share)."""
     dim = latent_dims[level]
     if dim == 2:
         how = f"z_{level + 1}[0] left to right, z_{level + 1}[1] bottom to top"
@@ -113,9 +82,9 @@ def traversal(images, level, latent_dims, path, steps=10):
         how = f"one row per dimension of z_{level + 1}, left to right"
     title = (
         f"level {level + 1} of {len(latent_dims)} (1 = lowest): {how}\n"
-        "over prior quantiles 2.5% to 97.5%; the other levels at 0"
+        f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at 0"
     )
-    grid = make_grid(images, num_columns=steps)
+    grid = make_grid(images, num_columns=num_columns)
     return save_figure(_grid_figure(grid, title, scale=max(2.0, 560 / grid.shape[1])), path)
 
 

@@ -1,10 +1,12 @@
-"""What `evaluate.py` is pointed at: a run directory, a `.keras` file or a SavedModel, and its data.
+"""What `evaluate.py` is pointed at: a run directory, a `.keras` file or a SavedModel; the run's
+record, data and history.
 
-Every source becomes one interface, `VAE`, with numpy in and numpy out: `encode` gives the
-posterior means (and scales where the source has them) of all levels concatenated, `decode` takes
-such codes. The `.keras` model gives scales; the SavedModel's `encode` gives only means.
+Nothing here imports TensorFlow (TFDS data aside, which TFDS loads with it): `check_source`
+runs before TensorFlow starts, so that evaluate.py reports bad input at once, in one line. The
+model itself is loaded by `numpy_vae.load_vae`.
 """
 
+import csv
 import json
 import os
 import zipfile
@@ -13,10 +15,6 @@ import numpy as np
 
 from ladder_vae import data as data_lib
 from ladder_vae import run_dir as run_dir_lib
-from ladder_vae import saving
-
-# TensorFlow is imported in the functions that use it: `check_source` and what it calls run
-# before TensorFlow starts, so that evaluate.py reports bad input at once, in one line.
 
 # Which file a run directory is evaluated from, in order of preference.
 CHECKPOINTS = {
@@ -30,131 +28,9 @@ class EvaluationError(ValueError):
     """A path, model or data that cannot be evaluated; its message is one line naming it."""
 
 
-class VAE:
-    """A trained ladder VAE seen through numpy: encode and decode in batches.
-
-    Attributes:
-        latent_dims: tuple, the code size of each level, lowest first.
-        image_shape: tuple (H, W, C).
-        has_scales: whether `encode` returns posterior scales.
-        mmd_per_level: how the model's MMD term was computed (None where unknown).
-        description: where the model came from, for the report.
-    """
-
-    latent_dims = ()
-    image_shape = ()
-    has_scales = False
-    mmd_per_level = None
-    description = ""
-
-    def encode(self, images, batch_size=500):
-        """Posterior means [n, D] and scales [n, D] (None without them) of images [n, H, W, C]."""
-        raise NotImplementedError
-
-    def decode(self, codes, batch_size=500):
-        """Images [n, H, W, C] in [0, 1] from codes [n, D], levels concatenated lowest first."""
-        raise NotImplementedError
-
-    def split_levels(self, codes):
-        """Codes [n, D] to a list of one array [n, latent_dims[i]] per level."""
-        return np.split(codes, np.cumsum(self.latent_dims)[:-1], axis=-1)
-
-
-def batched(function, inputs, batch_size):
-    """Applies a TensorFlow function to numpy `inputs` in batches.
-
-    Returns:
-        A tuple with one numpy array per output of `function`, the batches concatenated.
-    """
-    import tensorflow as tf
-
-    inputs = np.asarray(inputs, np.float32)
-    outputs = []
-    for start in range(0, len(inputs), batch_size):
-        result = function(tf.constant(inputs[start : start + batch_size]))
-        result = result if isinstance(result, (tuple, list)) else (result,)
-        outputs.append([np.asarray(part) for part in result])
-    return tuple(np.concatenate(parts, axis=0) for parts in zip(*outputs))
-
-
-class KerasVAE(VAE):
-    """A `LadderVAE` from a `.keras` file (or in memory)."""
-
-    has_scales = True
-
-    def __init__(self, model, description="LadderVAE in memory"):
-        import tensorflow as tf
-
-        self.model = model
-        self.mmd_per_level = bool(model.mmd_per_level)
-        self.latent_dims = tuple(int(dim) for dim in model.latent_dims)
-        self.image_shape = tuple(int(size) for size in model.image_shape)
-        self.description = description
-        image_spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-        code_spec = tf.TensorSpec((None, sum(self.latent_dims)), tf.float32)
-        # One graph per function for any batch size; eager Keras calls cost ~2x more here.
-        self._encode = tf.function(self._encode_graph, input_signature=[image_spec])
-        self._decode = tf.function(self._decode_graph, input_signature=[code_spec])
-
-    def _encode_graph(self, images):
-        import tensorflow as tf
-
-        posteriors = self.model.encode(images, training=False)
-        means = tf.concat([tf.cast(mean, tf.float32) for mean, _ in posteriors], axis=-1)
-        scales = tf.concat([tf.cast(scale, tf.float32) for _, scale in posteriors], axis=-1)
-        return means, scales
-
-    def _decode_graph(self, codes):
-        import tensorflow as tf
-
-        levels = tf.split(codes, self.latent_dims, axis=-1)
-        return tf.cast(self.model.decode(levels, training=False), tf.float32)
-
-    def encode(self, images, batch_size=500):
-        return batched(self._encode, np.asarray(images, np.float32), batch_size)
-
-    def decode(self, codes, batch_size=500):
-        return batched(self._decode, np.asarray(codes, np.float32), batch_size)[0]
-
-
-class SavedModelVAE(VAE):
-    """The SavedModel that `ladder_vae.export` writes (endpoints encode, decode, latent_dims)."""
-
-    def __init__(self, path):
-        import tensorflow as tf
-
-        try:
-            # Kept on the instance: the endpoints of a garbage-collected SavedModel lose
-            # their variables.
-            self.loaded = tf.saved_model.load(path)
-        except Exception as error:  # TensorFlow raises many types for a foreign directory.
-            raise EvaluationError(
-                f"{path}: cannot load the SavedModel ({_first_line(error)})"
-            ) from None
-        missing = [
-            name for name in ("encode", "decode", "latent_dims") if not hasattr(self.loaded, name)
-        ]
-        if missing:
-            raise EvaluationError(
-                f"{path}: a SavedModel without the endpoint(s) {', '.join(missing)}; "
-                "expected one written by `python -m ladder_vae.export`"
-            )
-        latent_dims = self.loaded.latent_dims
-        latent_dims = latent_dims() if callable(latent_dims) else latent_dims
-        self.latent_dims = tuple(int(dim) for dim in np.asarray(latent_dims).reshape(-1))
-        probe = self.loaded.decode(tf.zeros((1, sum(self.latent_dims)), tf.float32))
-        self.image_shape = tuple(int(size) for size in probe.shape[1:])
-        self.description = f"SavedModel {path}"
-
-    def encode(self, images, batch_size=500):
-        (means,) = batched(self.loaded.encode, np.asarray(images, np.float32), batch_size)
-        return means, None
-
-    def decode(self, codes, batch_size=500):
-        return batched(self.loaded.decode, np.asarray(codes, np.float32), batch_size)[0]
-
-
-def _first_line(error):
+def first_line(error):
+    """The first line of an exception's message (its type's name when it has none), for
+    errors that must fit on one line."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -220,17 +96,6 @@ def check_source(path, checkpoint="auto", data_dir=None, tfds_data_dir=None, dat
         load_eval_data(run_config, data_dir, tfds_data_dir, dataset)
 
 
-def load_vae(model_path):
-    """A `VAE` for a `.keras` file or a SavedModel directory (as `resolve` returns them)."""
-    if run_dir_lib.is_saved_model(model_path):
-        return SavedModelVAE(model_path)
-    try:
-        model = saving.load_model(model_path)
-    except saving.ModelFileError as error:
-        raise EvaluationError(str(error)) from None
-    return KerasVAE(model, description=model_path)
-
-
 def read_run_config(run_dir):
     """The run's `config.json` as a dict, or {} when there is none."""
     path = run_dir_lib.RunDir(run_dir).config
@@ -240,7 +105,7 @@ def read_run_config(run_dir):
         with open(path) as file:
             config = json.load(file)
     except (OSError, ValueError) as error:
-        raise EvaluationError(f"{path}: cannot read it ({_first_line(error)})") from None
+        raise EvaluationError(f"{path}: cannot read it ({first_line(error)})") from None
     if not isinstance(config, dict):
         raise EvaluationError(f"{path}: not a JSON object")
     return config
@@ -290,8 +155,6 @@ def read_history(run_dir):
     path = run_dir_lib.RunDir(run_dir).history
     if not os.path.isfile(path):
         return None
-    import csv
-
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
     if not rows:

@@ -10,8 +10,10 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from ladder_vae import traversal
 from ladder_vae.explorer.codes import LIMIT
 from ladder_vae.explorer.exported import ExplorerError
+from ladder_vae.image_grid import to_uint8, upscale
 
 # The main image is shown at least this many pixels high, each model pixel as a square block.
 MIN_DISPLAY_SIZE = 256
@@ -31,16 +33,12 @@ def display_scale(height):
     return max(1, math.ceil(MIN_DISPLAY_SIZE / height))
 
 
-def to_uint8(image):
-    """An image float [H, W, C] in [0, 1] as uint8 [H, W] (one channel) or [H, W, 3]."""
-    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-
-
 def png_bytes(pixels, scale=1):
-    """PNG bytes of uint8 pixels [H, W] or [H, W, 3], each pixel repeated `scale` x `scale`."""
-    if scale > 1:
-        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+    """PNG bytes of uint8 pixels [H, W], [H, W, 1] or [H, W, 3] (`image_grid.to_uint8` makes
+    them from a float image), each pixel repeated `scale` x `scale`."""
+    pixels = upscale(pixels, scale)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -52,23 +50,9 @@ def data_url(png):
 
 
 def strip_values(steps=STRIP_STEPS):
-    """The values a traversal strip sweeps a dimension over: `steps` points in [-LIMIT, LIMIT]."""
-    return np.linspace(-LIMIT, LIMIT, steps, dtype=np.float32)
-
-
-def traversal_codes(code, steps=STRIP_STEPS):
-    """Codes for every level's traversal strip from `code` [D].
-
-    For each dimension of each level, `steps` codes equal to `code` but with that dimension
-    swept over `strip_values`. Returns float32 [D * steps, D], ordered level by level, then
-    dimension by dimension (the order of the code itself).
-    """
-    code = np.asarray(code, np.float32)
-    size = len(code)
-    codes = np.repeat(code[None, :], size * steps, axis=0)
-    for dim in range(size):
-        codes[dim * steps:(dim + 1) * steps, dim] = strip_values(steps)
-    return codes
+    """The values a traversal strip sweeps a dimension over: `steps` points in [-LIMIT, LIMIT],
+    the whole range of the page's controls (wider than the figures' `traversal.SPAN`)."""
+    return traversal.sweep_values(steps, LIMIT)
 
 
 def strip_picture(images, current):
@@ -77,8 +61,8 @@ def strip_picture(images, current):
     dim = len(current)
     steps = len(images) // dim
     pixels = to_uint8(images)
-    if pixels.ndim == 3:
-        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
     values = strip_values(steps)
     gap = 1
     count, height, width, _ = pixels.shape
@@ -105,7 +89,8 @@ def image_png(model, code):
 def strip_pngs(model, code, steps=STRIP_STEPS):
     """PNG bytes of every level's traversal strip from `code` [D], from one `decode` call."""
     code = np.asarray(code, np.float32)
-    images = model.decode(traversal_codes(code, steps))
+    # Around the current point, every dimension of every level in the order of the code.
+    images = model.decode(traversal.dimension_sweeps(code, 0, len(code), strip_values(steps)))
     strips, start = [], 0
     for dim in model.latent_dims:
         tiles = images[start * steps:(start + dim) * steps]
@@ -183,7 +168,7 @@ def as_digit(grey, image_shape):
     factor = box / max(crop.shape)
     new_height = max(1, int(round(crop.shape[0] * factor)))
     new_width = max(1, int(round(crop.shape[1] * factor)))
-    resized = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize(
+    resized = Image.fromarray(to_uint8(crop)).resize(
         (new_width, new_height), Image.Resampling.LANCZOS
     )
     small = np.asarray(resized, np.float32) / 255.0

@@ -11,6 +11,7 @@ import numpy as np
 from ladder_vae.explorer import codes as codes_lib
 from ladder_vae.explorer import pictures
 from ladder_vae.explorer.exported import ExplorerError
+from ladder_vae.image_grid import to_uint8
 
 
 class Explorer:
@@ -103,7 +104,7 @@ class Explorer:
 
     def digit_thumbnail(self, index):
         """PNG bytes of validation digit `index`."""
-        return pictures.png_bytes(pictures.to_uint8(self.digits[index] / 255.0))
+        return pictures.png_bytes(self.digits[index])
 
     def picture(self, contents, what):
         """The levels of an uploaded or drawn picture (a data URL), the digit it became (PNG
@@ -112,13 +113,13 @@ class Explorer:
         grey = pictures.read_picture(pictures.decode_data_url(contents, what), what)
         digit = pictures.as_digit(grey, self.image_shape)
         levels, note = self._encode(digit)
-        return levels, pictures.png_bytes(pictures.to_uint8(digit)), f"Encoded {what}{note}."
+        return levels, pictures.png_bytes(to_uint8(digit)), f"Encoded {what}{note}."
 
     def download(self, levels):
         """PNG bytes of the image of `levels`, upscaled by nearest neighbour as on the page."""
         image = self.model.decode(self.check_levels(levels)[None])[0]
         return pictures.png_bytes(
-            pictures.to_uint8(image), pictures.display_scale(self.image_shape[0])
+            to_uint8(image), pictures.display_scale(self.image_shape[0])
         )
 
     def code_json(self, levels):

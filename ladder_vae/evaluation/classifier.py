@@ -22,7 +22,7 @@ import os
 import keras
 import numpy as np
 
-from ladder_vae.atomic import atomic_path
+from ladder_vae import saving
 from ladder_vae.config import write_json
 
 # Bump when `build_classifier` or `train_classifier` change, so that cached networks are retrained.
@@ -195,11 +195,9 @@ def load_or_train(
         "test_examples": int(len(test_images)),
         "test_accuracy": accuracy(model, test_images, test_labels),
     }
-    os.makedirs(os.path.dirname(model_path), exist_ok=True)
-    # Written under a temporary name and renamed, so that a killed run leaves no half file; the
-    # info file goes last because its presence marks the cache entry complete.
-    with atomic_path(model_path, suffix=".keras") as temporary:
-        model.save(temporary)
+    # Saved atomically, so that a killed run leaves no half file; the info file goes last because
+    # its presence marks the cache entry complete.
+    saving.save_model_atomically(model, model_path)
     write_json(info_path, info)
     info.update(path=model_path, trained_now=True)
     return model, info

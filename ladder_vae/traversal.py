@@ -1,0 +1,81 @@
+"""What a traversal of a ladder level is: the codes whose decoded images show what one level
+controls.
+
+One convention for every traversal figure of the project, so that the training run's
+`samples/traversal_level<i>_epoch_NNNN.png` and the evaluation's `traversal_level_<i>.png` of the
+same model show the same images:
+
+- level i's code is swept over `NUM_STEPS` values evenly spaced in [-SPAN, SPAN] (prior standard
+  deviations), the middle value 0;
+- every other level is held at 0, the prior's mode, so that the figure depends on the model
+  alone (no seed, no noise batch) and every level's grid passes through the same image, the
+  all-zero code;
+- a level of 2 dimensions gives its whole 2-D manifold, NUM_STEPS x NUM_STEPS: z_i[0] grows left
+  to right, z_i[1] grows bottom to top, as on a plot;
+- a level of any other size gives one row per dimension, that dimension swept left to right and
+  the level's other dimensions at 0.
+
+Plain numpy, no TensorFlow: the callbacks, the evaluation and the explorer all build on it.
+"""
+
+import numpy as np
+
+NUM_STEPS = 9
+SPAN = 2.0
+
+
+def sweep_values(num_steps=NUM_STEPS, span=SPAN):
+    """The values a swept dimension takes: float32 [num_steps], evenly spaced in [-span, span]."""
+    return np.linspace(-span, span, num_steps, dtype=np.float32)
+
+
+def dimension_sweeps(base_code, start, stop, values):
+    """Codes that sweep each dimension of `base_code` in [start, stop) over `values`, one
+    dimension at a time, the others at their value in `base_code`.
+
+    Args:
+        base_code: float array [D], all levels concatenated, lowest first.
+        start, stop: the dimensions to sweep.
+        values: float array [num_steps].
+
+    Returns:
+        float32 [(stop - start) * num_steps, D], dimension by dimension, then value by value.
+    """
+    base_code = np.asarray(base_code, np.float32)
+    num_steps = len(values)
+    codes = np.tile(base_code, ((stop - start) * num_steps, 1))
+    for row, dimension in enumerate(range(start, stop)):
+        codes[row * num_steps : (row + 1) * num_steps, dimension] = values
+    return codes
+
+
+def level_traversal_codes(latent_dims, level, num_steps=NUM_STEPS, span=SPAN):
+    """The codes of the traversal grid of level `level` (0-based), in the module's convention.
+
+    Args:
+        latent_dims: code size of each level, lowest first.
+        level: the level to sweep, 0 = the lowest.
+        num_steps: values per swept dimension (odd, so that 0 is one of them).
+        span: the sweep covers [-span, span].
+
+    Returns:
+        (codes, num_columns): float32 codes [num_images, sum(latent_dims)] in row-major order of
+        the grid, and the grid's number of columns (`num_steps`).
+    """
+    latent_dims = [int(dim) for dim in latent_dims]
+    if not 0 <= level < len(latent_dims):
+        raise ValueError(
+            f"`level` must index `latent_dims`. Received: level={level}, "
+            f"latent_dims={latent_dims}"
+        )
+    values = sweep_values(num_steps, span)
+    start = sum(latent_dims[:level])
+    stop = start + latent_dims[level]
+    if stop - start != 2:
+        return dimension_sweeps(np.zeros(sum(latent_dims)), start, stop, values), num_steps
+    # Row r holds z_i[1] at its r-th value from the top (+span) down; columns sweep z_i[0].
+    second, first = np.meshgrid(values[::-1], values, indexing="ij")
+    codes = np.zeros((num_steps * num_steps, sum(latent_dims)), np.float32)
+    codes[:, start] = first.ravel()
+    codes[:, start + 1] = second.ravel()
+    return codes, num_steps
