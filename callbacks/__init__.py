@@ -8,7 +8,7 @@ from callbacks.atomic_backup_and_restore import AtomicBackupAndRestore, DamagedB
 from callbacks.chief_state_broadcast import ChiefStateBroadcast
 from callbacks.best_model_checkpoint import BestModelCheckpoint
 from callbacks.config_text import ConfigText
-from callbacks.epoch_images import EpochImages, fixed_prior_noise
+from callbacks.epoch_images import EpochImages
 from callbacks.learning_rate_logger import LearningRateLogger
 from callbacks.level_traversal import LevelTraversal
 from callbacks.reconstruction_grid import ReconstructionGrid
@@ -31,7 +31,6 @@ __all__ = [
     "ResumableCSVLogger",
     "SampleGrid",
     "TerminateOnNonFinite",
-    "fixed_prior_noise",
     "for_run",
     "write_animation",
 ]

@@ -3,23 +3,8 @@
 import os
 
 import keras
-import numpy as np
 
 from ladder_vae.image_grid import save_png, to_uint8, upscale
-
-
-def fixed_prior_noise(latent_dims, num_samples, seed):
-    """One batch of prior noise, N(0, I) per level, that depends on nothing but its arguments.
-
-    Drawn with NumPy rather than the model's generator so that every callback of a run, and a
-    resumed run in a new process, gets the very same codes: the figures of epoch 5 and of epoch
-    150 then show the same codes and compare frame by frame.
-
-    Returns:
-        A list with one float32 array [num_samples, dim] per level, lowest level first.
-    """
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal((num_samples, dim)).astype(np.float32) for dim in latent_dims]
 
 
 class EpochImages(keras.callbacks.Callback):

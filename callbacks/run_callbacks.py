@@ -69,6 +69,7 @@ def for_run(config, run_dir, validation_images=None):
             samples_dir,
             log_dir=os.path.join(logs_dir, "traversals"),
             every=config.sample_every,
+            seed=config.seed,
         ),
     ]
     if validation_images is not None:

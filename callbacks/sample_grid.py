@@ -9,8 +9,9 @@ import keras
 import numpy as np
 from PIL import Image, ImageDraw
 
-from callbacks.epoch_images import EpochImages, fixed_prior_noise
+from callbacks.epoch_images import EpochImages
 from ladder_vae.atomic import atomic_path
+from ladder_vae.traversal import fixed_prior_noise
 from ladder_vae.image_grid import make_grid
 
 SAMPLES_NAME = "samples"

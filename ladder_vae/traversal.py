@@ -7,13 +7,14 @@ same model show the same images:
 
 - level i's code is swept over `NUM_STEPS` values evenly spaced in [-SPAN, SPAN] (prior standard
   deviations), the middle value 0;
-- every other level is held at 0, the prior's mode, so that the figure depends on the model
-  alone (no seed, no noise batch) and every level's grid passes through the same image, the
-  all-zero code;
+- every other level is held at one prior draw: the code of the first image of the run's sample
+  grid (`base_code`, from the run's `--seed`). A typical digit, the same in every epoch's figure
+  and in the evaluation's; the all-zero code, the prior's mode, decodes to a blurred average of
+  classes;
 - a level of 2 dimensions gives its whole 2-D manifold, NUM_STEPS x NUM_STEPS: z_i[0] grows left
   to right, z_i[1] grows bottom to top, as on a plot;
 - a level of any other size gives one row per dimension, that dimension swept left to right and
-  the level's other dimensions at 0.
+  the level's other dimensions at their draw.
 
 Plain numpy, no TensorFlow: the callbacks, the evaluation and the explorer all build on it.
 """
@@ -22,6 +23,29 @@ import numpy as np
 
 NUM_STEPS = 9
 SPAN = 2.0
+# The noise batch whose first code holds the other levels: the size of the run's sample grid.
+NUM_NOISE_SAMPLES = 64
+
+
+def fixed_prior_noise(latent_dims, num_samples, seed):
+    """One batch of prior noise, N(0, I) per level, that depends on nothing but its arguments.
+
+    Drawn with NumPy rather than the model's generator so that every figure of a run, a resumed
+    run in a new process and the evaluation get the very same codes: the figures of epoch 5
+    and of epoch 150 then show the same codes and compare frame by frame.
+
+    Returns:
+        A list with one float32 array [num_samples, dim] per level, lowest level first.
+    """
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((num_samples, dim)).astype(np.float32) for dim in latent_dims]
+
+
+def base_code(latent_dims, seed):
+    """The code that holds the levels a traversal does not sweep: float32 [sum(latent_dims)],
+    the first code of `fixed_prior_noise(latent_dims, NUM_NOISE_SAMPLES, seed)`."""
+    noise = fixed_prior_noise(latent_dims, NUM_NOISE_SAMPLES, seed)
+    return np.concatenate([level[0] for level in noise])
 
 
 def sweep_values(num_steps=NUM_STEPS, span=SPAN):
@@ -49,12 +73,13 @@ def dimension_sweeps(base_code, start, stop, values):
     return codes
 
 
-def level_traversal_codes(latent_dims, level, num_steps=NUM_STEPS, span=SPAN):
+def level_traversal_codes(latent_dims, level, seed, num_steps=NUM_STEPS, span=SPAN):
     """The codes of the traversal grid of level `level` (0-based), in the module's convention.
 
     Args:
         latent_dims: code size of each level, lowest first.
         level: the level to sweep, 0 = the lowest.
+        seed: the run's seed, which draws the code of the other levels (`base_code`).
         num_steps: values per swept dimension (odd, so that 0 is one of them).
         span: the sweep covers [-span, span].
 
@@ -69,13 +94,14 @@ def level_traversal_codes(latent_dims, level, num_steps=NUM_STEPS, span=SPAN):
             f"latent_dims={latent_dims}"
         )
     values = sweep_values(num_steps, span)
+    base = base_code(latent_dims, seed)
     start = sum(latent_dims[:level])
     stop = start + latent_dims[level]
     if stop - start != 2:
-        return dimension_sweeps(np.zeros(sum(latent_dims)), start, stop, values), num_steps
+        return dimension_sweeps(base, start, stop, values), num_steps
     # Row r holds z_i[1] at its r-th value from the top (+span) down; columns sweep z_i[0].
     second, first = np.meshgrid(values[::-1], values, indexing="ij")
-    codes = np.zeros((num_steps * num_steps, sum(latent_dims)), np.float32)
+    codes = np.tile(base, (num_steps * num_steps, 1))
     codes[:, start] = first.ravel()
     codes[:, start + 1] = second.ravel()
     return codes, num_steps

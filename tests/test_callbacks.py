@@ -26,7 +26,7 @@ from PIL import Image
 import callbacks as lvae_callbacks
 from ladder_vae import data as data_lib
 from ladder_vae import run_dir as run_dir_lib
-from ladder_vae import saving, training
+from ladder_vae import saving, training, traversal
 from ladder_vae.config import TrainConfig
 from ladder_vae.errors import ConfigError
 from ladder_vae.image_grid import save_png
@@ -182,18 +182,6 @@ def test_callbacks_follow_the_schedule_flag(tmp_path):
 # Figures --------------------------------------------------------------------------------------
 
 
-def test_fixed_prior_noise_is_one_reproducible_batch():
-    first = lvae_callbacks.fixed_prior_noise((2, 1, 3), 64, seed=7)
-    again = lvae_callbacks.fixed_prior_noise((2, 1, 3), 64, seed=7)
-    other = lvae_callbacks.fixed_prior_noise((2, 1, 3), 64, seed=8)
-    assert [code.shape for code in first] == [(64, 2), (64, 1), (64, 3)]
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert not np.allclose(first[0], other[0])
-    # Levels get different noise, and it looks like N(0, 1).
-    assert not np.allclose(first[0][:, 0], first[2][:, 0])
-    assert abs(np.concatenate(first, axis=1).std() - 1) < 0.2
-
-
 def test_sample_grid_png_per_epoch_shows_the_fixed_noise_decoded(run):
     samples = run.run_dir / "samples"
     for epoch in (0, 1):
@@ -201,7 +189,7 @@ def test_sample_grid_png_per_epoch_shows_the_fixed_noise_decoded(run):
         assert png.shape == grid_size(8, 8)[::-1] and png.dtype == np.uint8
         assert png[0, 0] == 128  # the grey padding
         run.model.set_weights(run.snapshots[epoch])
-        noise = lvae_callbacks.fixed_prior_noise(LATENT_DIMS, 64, seed=run.config.seed)
+        noise = traversal.fixed_prior_noise(LATENT_DIMS, 64, seed=run.config.seed)
         expected = as_pixels(run.model.decode(noise, training=False))
         for index in (0, 9, 63):
             assert_close_pixels(tile(png, *divmod(index, 8)), expected[index])
@@ -250,12 +238,15 @@ def test_reconstruction_grid_pairs_validation_images_with_reconstructions(run):
         assert_close_pixels(tile(png, row, 2 * pair + 1), reconstructions[index])
 
 
-def test_level_traversals_sweep_one_level_and_hold_the_others_at_zero(run):
+def test_level_traversals_sweep_one_level_and_hold_the_others_at_the_first_sample(run):
     samples = run.run_dir / "samples"
     run.model.set_weights(run.snapshots[1])
+    # The other levels hold the code of the sample grid's first image, drawn here as it is.
+    rng = np.random.default_rng(run.config.seed)
+    first = [rng.standard_normal((64, dim)).astype(np.float32)[0] for dim in LATENT_DIMS]
 
     def decoded(level, code):
-        codes = [np.zeros((1, dim), np.float32) for dim in LATENT_DIMS]
+        codes = [value[None].copy() for value in first]
         codes[level][0] = code
         return as_pixels(run.model.decode(codes, training=False))[0]
 
@@ -269,13 +260,12 @@ def test_level_traversals_sweep_one_level_and_hold_the_others_at_zero(run):
     png = read_png(samples / "traversal_level2_epoch_0002.png")
     assert png.shape == grid_size(1, 9)[::-1]
     assert_close_pixels(tile(png, 0, 8), decoded(1, [2.0]))
-    # Level 3 has 3 dims: one row per dim, the level's others at 0 too.
+    # Level 3 has 3 dims: one row per dim, the level's others at their draw.
     png = read_png(samples / "traversal_level3_epoch_0002.png")
     assert png.shape == grid_size(3, 9)[::-1]
-    assert_close_pixels(tile(png, 1, 0), decoded(2, [0.0, -2.0, 0.0]))
-    assert_close_pixels(tile(png, 2, 2), decoded(2, [0.0, 0.0, -1.0]))
-    # Every level's grid passes through the all-zero code.
-    assert_close_pixels(tile(png, 0, 4), decoded(0, [0.0, 0.0]))
+    z3 = first[2]
+    assert_close_pixels(tile(png, 1, 0), decoded(2, [z3[0], -2.0, z3[2]]))
+    assert_close_pixels(tile(png, 2, 2), decoded(2, [z3[0], z3[1], -1.0]))
 
 
 # TensorBoard ----------------------------------------------------------------------------------

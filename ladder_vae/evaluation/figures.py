@@ -82,7 +82,7 @@ def traversal(images, level, latent_dims, path, num_columns, span):
         how = f"one row per dimension of z_{level + 1}, left to right"
     title = (
         f"level {level + 1} of {len(latent_dims)} (1 = lowest): {how}\n"
-        f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at 0"
+        f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at one prior draw"
     )
     grid = make_grid(images, num_columns=num_columns)
     return save_figure(_grid_figure(grid, title, scale=max(2.0, 560 / grid.shape[1])), path)

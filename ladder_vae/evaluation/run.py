@@ -157,7 +157,7 @@ def evaluate_run(
         written = [
             _sample_figure(out_dir, samples),
             _reconstruction_figure(out_dir, test_images, reconstructions),
-            *_traversal_figures(out_dir, vae, batch_size),
+            *_traversal_figures(out_dir, vae, batch_size, _training_seed(run_config)),
             _hierarchy_figure(out_dir, level_factors),
         ]
         if history is not None:
@@ -230,10 +230,17 @@ def _reconstruction_figure(out_dir, test_images, reconstructions):
     return RECONSTRUCTIONS_FILE, "test digits and their reconstructions"
 
 
-def _traversal_figures(out_dir, vae, batch_size):
+def _training_seed(run_config):
+    """The run's `--seed`, which drew its figures' codes (0 without a record, as by default)."""
+    seed = (run_config.get("config") or {}).get("seed", 0)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
+def _traversal_figures(out_dir, vae, batch_size, seed):
+    """The training run's traversal grids of `vae` (`ladder_vae.traversal`), with titles."""
     written = []
     for level in range(len(vae.latent_dims)):
-        codes, num_columns = traversal.level_traversal_codes(vae.latent_dims, level)
+        codes, num_columns = traversal.level_traversal_codes(vae.latent_dims, level, seed)
         name = f"traversal_level_{level + 1}.png"
         figures.traversal(
             vae.decode(codes, batch_size),
