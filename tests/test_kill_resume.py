@@ -4,16 +4,15 @@ and finishes, having lost at most the epoch in flight."""
 import csv
 import glob
 import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
+from tests.processes import killed_when_stopped, run_successfully
 
 EPOCHS = 3
 # train.py, except that the $STOP_NTH-th rename that completes the checkpoint file named
@@ -59,45 +58,24 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     stopped = tmp_path / "stopped"
 
-    first = subprocess.Popen(
+    with killed_when_stopped(
         [sys.executable, "-c", STOPPING_TRAIN, *args],
-        cwd=REPO_ROOT,
-        env={**env, "STOP_AT": checkpoint, "STOP_NTH": str(nth), "STOPPED": str(stopped)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
+        {**env, "STOP_AT": checkpoint, "STOP_NTH": str(nth), "STOPPED": str(stopped)},
+        stopped,
+        timeout=240,
+    ) as first:
         # Mid-write: the lock names the writer, a temporary holds the new checkpoint.
         assert (run_dir / "run.lock").read_text().startswith(f"pid {first.pid} on ")
         temporaries = glob.glob(str(run_dir / "backup" / ".*.tmp-*"))
         assert temporaries
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        first.kill()
-        first.stderr.close()
-    assert first.returncode == -signal.SIGKILL
     # A kill a moment earlier leaves the temporary half written: make it so.
     with open(temporaries[0], "r+b") as file:
         file.truncate(os.path.getsize(temporaries[0]) // 2)
     # Epoch 2 ended and was logged, but its backup never completed: it is the epoch lost.
     assert history_epochs(run_dir) == [0, 1]
 
-    second = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    second = run_successfully([sys.executable, "train.py", *args], timeout=240, env=env)
 
-    assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from the backup of epoch 1" in second.stderr
     assert f"Epoch 2/{EPOCHS}" in second.stdout and "Epoch 1/" not in second.stdout
     assert history_epochs(run_dir) == list(range(EPOCHS))
@@ -137,39 +115,20 @@ def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bund
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     stopped = tmp_path / "stopped"
 
-    first = subprocess.Popen(
+    with killed_when_stopped(
         [sys.executable, "-c", STOPPING_EXPORT, *args],
-        cwd=REPO_ROOT,
-        env={**env, "STOPPED": str(stopped)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        first.kill()
-        first.stderr.close()
+        {**env, "STOPPED": str(stopped)},
+        stopped,
+        timeout=300,
+    ):
+        pass  # What the kill leaves is checked below, after it.
     # Killed inside the export: the final model saved, the SavedModel only a temporary.
     assert zipfile.is_zipfile(run_dir / "model.keras")
     assert not (run_dir / "saved_model").exists()
     assert glob.glob(str(run_dir / ".saved_model.tmp-*"))
 
-    second = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    second = run_successfully([sys.executable, "train.py", *args], timeout=240, env=env)
 
-    assert second.returncode == 0, second.stderr[-3000:]
     assert (
         f"The run in {run_dir} had finished training (model.keras); finishing it: export "
         "saved_model/" in second.stderr
