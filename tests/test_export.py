@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 
@@ -16,7 +15,7 @@ from ladder_vae.export import __main__ as export_cli
 from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
 from tests.idx_files import small_idx_dir
-from tests.processes import refusal_line
+from tests.processes import refusal_line, run_successfully
 
 LATENT_DIMS = (2, 3, 1)
 # The export runs the same float32 kernels as Keras, in another process; measured: identical.
@@ -132,15 +131,12 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     np.savez(tmp_path / "inputs.npz", chunked=chunked, **inputs)
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run(
+    run_successfully(
         [sys.executable, "-I", "-c", CLIENT, str(run_dir / "saved_model"), str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     out = dict(np.load(tmp_path / "outputs.npz"))
     errors = json.loads((tmp_path / "errors.json").read_text())
 
