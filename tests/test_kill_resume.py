@@ -13,16 +13,17 @@ from tests.idx_files import small_idx_dir
 from tests.processes import killed_when_stopped, refusal_line, run_successfully
 
 EPOCHS = 3
-# train.py, except that the $STOP_NTH-th rename that completes the checkpoint file named
-# $STOP_AT (its temporary complete, the file itself not yet replaced) first signals $STOPPED and
-# then waits: the test kills the process there, from outside, with SIGKILL.
+# train.py, except that the $STOP_NTH-th call of os.$STOP_IN (`replace` or `rename`) whose
+# destination is named $STOP_AT, the call that would complete that file from its finished
+# temporary, first signals $STOPPED and then waits: the test kills the process there, from
+# outside, with SIGKILL.
 STOPPING_TRAIN = """
 import os, runpy, sys, time
 
-rename = os.replace
+rename = getattr(os, os.environ["STOP_IN"])
 seen = 0
 
-def replace(source, destination, *args, **kwargs):
+def stopping_rename(source, destination, *args, **kwargs):
     global seen
     if os.path.basename(str(destination)) == os.environ["STOP_AT"]:
         seen += 1
@@ -31,7 +32,7 @@ def replace(source, destination, *args, **kwargs):
             time.sleep(600)
     return rename(source, destination, *args, **kwargs)
 
-os.replace = replace
+setattr(os, os.environ["STOP_IN"], stopping_rename)
 sys.argv[0] = "train.py"
 runpy.run_path("train.py", run_name="__main__")
 """
@@ -58,7 +59,8 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
 
     with killed_when_stopped(
         [sys.executable, "-c", STOPPING_TRAIN, *args],
-        {**env, "STOP_AT": checkpoint, "STOP_NTH": str(nth), "STOPPED": str(stopped)},
+        {**env, "STOP_IN": "replace", "STOP_AT": checkpoint, "STOP_NTH": str(nth),
+         "STOPPED": str(stopped)},
         stopped,
         timeout=240,
     ) as first:
@@ -85,25 +87,6 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     assert (run_dir / "run.lock").read_text() == ""
 
 
-# train.py, except that the rename that completes the export to saved_model/ first signals
-# $STOPPED and then waits, its temporary .saved_model.tmp-<pid> complete: the test kills it there.
-STOPPING_EXPORT = """
-import os, runpy, sys, time
-
-rename = os.rename
-
-def stopping_rename(source, destination, *args, **kwargs):
-    if os.path.basename(str(destination)) == "saved_model":
-        open(os.environ["STOPPED"], "w").close()
-        time.sleep(600)
-    return rename(source, destination, *args, **kwargs)
-
-os.rename = stopping_rename
-sys.argv[0] = "train.py"
-runpy.run_path("train.py", run_name="__main__")
-"""
-
-
 @pytest.mark.slow
 def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bundled_digits):
     run_dir = tmp_path / "run"
@@ -114,8 +97,11 @@ def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bund
     stopped = tmp_path / "stopped"
 
     with killed_when_stopped(
-        [sys.executable, "-c", STOPPING_EXPORT, *args],
-        {**env, "STOPPED": str(stopped)},
+        [sys.executable, "-c", STOPPING_TRAIN, *args],
+        # The rename that completes the export to saved_model/, its temporary
+        # .saved_model.tmp-<pid> complete.
+        {**env, "STOP_IN": "rename", "STOP_AT": "saved_model", "STOP_NTH": "1",
+         "STOPPED": str(stopped)},
         stopped,
         timeout=300,
     ):
