@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 
@@ -15,8 +14,8 @@ from ladder_vae import export, training
 from ladder_vae.export import __main__ as export_cli
 from ladder_vae.config import TrainConfig
 from ladder_vae.model import LadderVAE
-from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
+from tests.processes import refusal_line, run_successfully
 
 LATENT_DIMS = (2, 3, 1)
 # The export runs the same float32 kernels as Keras, in another process; measured: identical.
@@ -132,15 +131,12 @@ def test_plain_tensorflow_client_matches_the_keras_model(exported, digit_batch, 
     np.savez(tmp_path / "inputs.npz", chunked=chunked, **inputs)
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run(
+    run_successfully(
         [sys.executable, "-I", "-c", CLIENT, str(run_dir / "saved_model"), str(tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     out = dict(np.load(tmp_path / "outputs.npz"))
     errors = json.loads((tmp_path / "errors.json").read_text())
 
@@ -342,21 +338,9 @@ def test_export_command_bad_input_is_one_line_with_exit_code_2(tmp_path, case):
         (tmp_path / "model.keras").write_text("not a zip archive")
     elif content is not None:
         _model_file(tmp_path / "model.keras", content)
-    before = sorted(str(path) for path in tmp_path.rglob("*"))
-
-    result = subprocess.run(
+    line = refusal_line(
         [sys.executable, "-m", "ladder_vae.export", *(arg.format(tmp=tmp_path) for arg in argv)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        "python -m ladder_vae.export: error: ",
+        tmp_path,
     )
-
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("python -m ladder_vae.export: error: ")
-    assert message.format(tmp=tmp_path) in lines[0]
-    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
+    assert message.format(tmp=tmp_path) in line

@@ -4,28 +4,26 @@ and finishes, having lost at most the epoch in flight."""
 import csv
 import glob
 import os
-import signal
-import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
+from tests.processes import killed_when_stopped, refusal_line, run_successfully
 
 EPOCHS = 3
-# train.py, except that the $STOP_NTH-th rename that completes the checkpoint file named
-# $STOP_AT (its temporary complete, the file itself not yet replaced) first signals $STOPPED and
-# then waits: the test kills the process there, from outside, with SIGKILL.
+# train.py, except that the $STOP_NTH-th call of os.$STOP_IN (`replace` or `rename`) whose
+# destination is named $STOP_AT, the call that would complete that file from its finished
+# temporary, first signals $STOPPED and then waits: the test kills the process there, from
+# outside, with SIGKILL.
 STOPPING_TRAIN = """
 import os, runpy, sys, time
 
-rename = os.replace
+rename = getattr(os, os.environ["STOP_IN"])
 seen = 0
 
-def replace(source, destination, *args, **kwargs):
+def stopping_rename(source, destination, *args, **kwargs):
     global seen
     if os.path.basename(str(destination)) == os.environ["STOP_AT"]:
         seen += 1
@@ -34,7 +32,7 @@ def replace(source, destination, *args, **kwargs):
             time.sleep(600)
     return rename(source, destination, *args, **kwargs)
 
-os.replace = replace
+setattr(os, os.environ["STOP_IN"], stopping_rename)
 sys.argv[0] = "train.py"
 runpy.run_path("train.py", run_name="__main__")
 """
@@ -59,45 +57,25 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     stopped = tmp_path / "stopped"
 
-    first = subprocess.Popen(
+    with killed_when_stopped(
         [sys.executable, "-c", STOPPING_TRAIN, *args],
-        cwd=REPO_ROOT,
-        env={**env, "STOP_AT": checkpoint, "STOP_NTH": str(nth), "STOPPED": str(stopped)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
+        {**env, "STOP_IN": "replace", "STOP_AT": checkpoint, "STOP_NTH": str(nth),
+         "STOPPED": str(stopped)},
+        stopped,
+        timeout=240,
+    ) as first:
         # Mid-write: the lock names the writer, a temporary holds the new checkpoint.
         assert (run_dir / "run.lock").read_text().startswith(f"pid {first.pid} on ")
         temporaries = glob.glob(str(run_dir / "backup" / ".*.tmp-*"))
         assert temporaries
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        first.kill()
-        first.stderr.close()
-    assert first.returncode == -signal.SIGKILL
     # A kill a moment earlier leaves the temporary half written: make it so.
     with open(temporaries[0], "r+b") as file:
         file.truncate(os.path.getsize(temporaries[0]) // 2)
     # Epoch 2 ended and was logged, but its backup never completed: it is the epoch lost.
     assert history_epochs(run_dir) == [0, 1]
 
-    second = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    second = run_successfully([sys.executable, "train.py", *args], timeout=240, env=env)
 
-    assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from the backup of epoch 1" in second.stderr
     assert f"Epoch 2/{EPOCHS}" in second.stdout and "Epoch 1/" not in second.stdout
     assert history_epochs(run_dir) == list(range(EPOCHS))
@@ -109,25 +87,6 @@ def test_kill_during_a_checkpoint_write_then_rerun_resumes(
     assert (run_dir / "run.lock").read_text() == ""
 
 
-# train.py, except that the rename that completes the export to saved_model/ first signals
-# $STOPPED and then waits, its temporary .saved_model.tmp-<pid> complete: the test kills it there.
-STOPPING_EXPORT = """
-import os, runpy, sys, time
-
-rename = os.rename
-
-def stopping_rename(source, destination, *args, **kwargs):
-    if os.path.basename(str(destination)) == "saved_model":
-        open(os.environ["STOPPED"], "w").close()
-        time.sleep(600)
-    return rename(source, destination, *args, **kwargs)
-
-os.rename = stopping_rename
-sys.argv[0] = "train.py"
-runpy.run_path("train.py", run_name="__main__")
-"""
-
-
 @pytest.mark.slow
 def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bundled_digits):
     run_dir = tmp_path / "run"
@@ -137,39 +96,23 @@ def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bund
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
     stopped = tmp_path / "stopped"
 
-    first = subprocess.Popen(
-        [sys.executable, "-c", STOPPING_EXPORT, *args],
-        cwd=REPO_ROOT,
-        env={**env, "STOPPED": str(stopped)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        first.kill()
-        first.stderr.close()
+    with killed_when_stopped(
+        [sys.executable, "-c", STOPPING_TRAIN, *args],
+        # The rename that completes the export to saved_model/, its temporary
+        # .saved_model.tmp-<pid> complete.
+        {**env, "STOP_IN": "rename", "STOP_AT": "saved_model", "STOP_NTH": "1",
+         "STOPPED": str(stopped)},
+        stopped,
+        timeout=300,
+    ):
+        pass  # What the kill leaves is checked below, after it.
     # Killed inside the export: the final model saved, the SavedModel only a temporary.
     assert zipfile.is_zipfile(run_dir / "model.keras")
     assert not (run_dir / "saved_model").exists()
     assert glob.glob(str(run_dir / ".saved_model.tmp-*"))
 
-    second = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    second = run_successfully([sys.executable, "train.py", *args], timeout=240, env=env)
 
-    assert second.returncode == 0, second.stderr[-3000:]
     assert (
         f"The run in {run_dir} had finished training (model.keras); finishing it: export "
         "saved_model/" in second.stderr
@@ -178,8 +121,7 @@ def test_kill_during_the_final_export_then_rerun_finishes_the_run(tmp_path, bund
     assert (run_dir / "saved_model" / "saved_model.pb").is_file()
     assert not glob.glob(str(run_dir / ".saved_model.tmp-*"))
     # Now finished: the same command is refused.
-    third = subprocess.run(
-        [sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-        text=True, timeout=60,
+    third = refusal_line(
+        [sys.executable, "train.py", *args], "train.py: error: ", tmp_path, env=env
     )
-    assert third.returncode == 2 and "holds a finished run" in third.stderr
+    assert "holds a finished run" in third

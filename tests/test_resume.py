@@ -6,16 +6,13 @@ import csv
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.idx_files import small_idx_dir
+from tests.processes import killed_when_stopped, run_successfully
 
 EPOCHS = 4
 # The first run is killed once epoch 2 is finished and backed up.
@@ -85,45 +82,29 @@ def test_killed_training_resumes_the_state_of_its_last_finished_epoch(tmp_path, 
     second_states.mkdir()
     stopped = tmp_path / "stopped"
 
-    first = subprocess.Popen(
+    with killed_when_stopped(
         [sys.executable, "-c", RECORDING_TRAIN, *args],
-        cwd=REPO_ROOT,
-        env={
+        {
             **env,
             "STATE_DIR": str(first_states),
             "STOP_AFTER": str(KILLED_AFTER),
             "STOPPED": str(stopped),
         },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not stopped.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stopped.exists(), first.stderr.read()[-3000:] if first.poll() is not None else ""
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        first.kill()
-        first.stderr.close()
-    assert first.returncode == -signal.SIGKILL
+        stopped,
+        timeout=240,
+    ):
+        pass  # What the kill leaves is checked below, after it.
     assert not (run_dir / "model.keras").exists()
     assert json.loads((run_dir / "backup" / "state.json").read_text())["epoch"] == KILLED_AFTER
     saved = load_state(first_states / f"epoch_{KILLED_AFTER}.npz")
     # A plateau reduction happened before the kill: a reset rate would differ.
     assert float(saved["learning_rate"]) == pytest.approx(LEARNING_RATE / 2)
 
-    second = subprocess.run(
+    second = run_successfully(
         [sys.executable, "-c", RECORDING_TRAIN, *args],
-        cwd=REPO_ROOT,
-        env={**env, "STATE_DIR": str(second_states)},
-        capture_output=True,
-        text=True,
         timeout=240,
+        env={**env, "STATE_DIR": str(second_states)},
     )
-    assert second.returncode == 0, second.stderr[-3000:]
     assert f"Resuming from the backup of epoch {KILLED_AFTER}" in second.stderr
 
     # The state the second run starts from is the one the first had at the end of epoch 2:
