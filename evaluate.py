@@ -134,6 +134,7 @@ def main(argv=None):
     from ladder_vae.errors import ConfigError
     from ladder_vae.data import DataError
     from ladder_vae.evaluation import EvaluationError, loading
+    from ladder_vae.run_dir import check_writable_directory
 
     try:
         # Paths, run records and IDX data are checked before TensorFlow starts: bad input is
@@ -142,6 +143,8 @@ def main(argv=None):
             loading.check_source(
                 path, args.checkpoint, args.data_dir, args.tfds_data_dir, args.dataset
             )
+        if args.out is not None:
+            check_writable_directory(args.out, f"--out {args.out}")
     except (EvaluationError, DataError, ConfigError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2

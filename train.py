@@ -24,7 +24,8 @@ EXIT_PEER_LOST = 4
 def latent_dims(text):
     """`2,2,4` (or `2 2 4` given as one argument) to (2, 2, 4); `TrainConfig.validate` judges
     the sizes."""
-    parts = [part for part in text.replace(",", " ").split() if part]
+    # Commas separate the levels; `2,,2` is a typo that would drop a level, not `2,2`.
+    parts = text.split(",") if "," in text else text.split()
     try:
         dims = tuple(int(part) for part in parts)
     except ValueError:
@@ -331,10 +332,13 @@ def main(argv=None):
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "train.py: interrupted; run the same command again to resume from the last epoch",
-            file=sys.stderr,
+        run = RunDir(config.run_dir) if config.run_dir else None
+        then = (
+            "run the same command again to resume from the last finished epoch"
+            if run is not None and run.finished_an_epoch()
+            else "no epoch had finished; the same command starts the run over"
         )
+        print(f"train.py: interrupted; {then}", file=sys.stderr)
         return 130
     return 0
 

@@ -157,6 +157,7 @@ def check_resume(config, data):
             f"--run-dir {config.run_dir} trained on {_shape(saved_shape)} ({path}); pass the "
             "same data to resume it, or another --run-dir"
         )
+    _check_same_images(config, data, recorded.get("data"), path)
     for field in ARCHITECTURE_FIELDS:
         if field not in saved_config:
             continue
@@ -169,6 +170,32 @@ def check_resume(config, data):
                 f"{flag} {given}: the run in --run-dir {config.run_dir} was started with "
                 f"{flag} {saved} ({path}); pass the same value to resume it, or another --run-dir"
             )
+
+
+def _check_same_images(config, data, saved_source, path):
+    """Raises `DataError` unless `data` is the data set the recorded run trained on, as far as
+    its record (`config.json`'s `data`) tells: the same dataset and the same numbers of training
+    and validation images. Resumed on other images, early stopping would compare validation
+    losses of two validation sets, and the record would name only the second data."""
+    if not isinstance(saved_source, dict):
+        return
+    source = data.source
+    saved_dataset, dataset = saved_source.get("dataset"), source.get("dataset")
+    if saved_dataset and dataset and saved_dataset != dataset:
+        raise data_lib.DataError(
+            f"{_images_file(data, config)}: {dataset} images, but the run in --run-dir "
+            f"{config.run_dir} trained on {saved_dataset} ({path}); pass the same data to "
+            "resume it, or another --run-dir"
+        )
+    counts = (len(data.train_images), len(data.val_images))
+    saved_counts = (saved_source.get("train_examples"), saved_source.get("validation_examples"))
+    if None not in saved_counts and tuple(saved_counts) != counts:
+        raise data_lib.DataError(
+            f"{_images_file(data, config)}: {counts[0]:,} training and {counts[1]:,} validation "
+            f"images, but the run in --run-dir {config.run_dir} trained on {saved_counts[0]:,} "
+            f"and {saved_counts[1]:,} ({path}); pass the same data to resume it, or another "
+            "--run-dir"
+        )
 
 
 def _images_file(data, config):

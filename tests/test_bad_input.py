@@ -79,6 +79,11 @@ CASES = {
     "latent size negative": (lambda tmp: ["--latent-dims", "2,-1"], ["--latent-dims", "(2, -1)"]),
     "latent size not a number": (lambda tmp: ["--latent-dims", "2,x"], ["--latent-dims", "'2,x'"]),
     "latent sizes empty": (lambda tmp: ["--latent-dims", ","], ["--latent-dims", "e.g. 2,2,4"]),
+    # A doubled comma would drop a level, not name two.
+    "latent sizes with an empty one": (
+        lambda tmp: ["--latent-dims", "2,,2"],
+        ["--latent-dims", "one integer per level", "'2,,2'"],
+    ),
     "base filters zero": (lambda tmp: ["--base-filters", "0"], ["--base-filters", "Received: 0"]),
     "mmd weight negative": (lambda tmp: ["--mmd-weight", "-1"], ["--mmd-weight", "Received: -1.0"]),
     "mmd weight not a number": (lambda tmp: ["--mmd-weight", "lots"], ["--mmd-weight", "'lots'"]),

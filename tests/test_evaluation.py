@@ -613,6 +613,10 @@ EVALUATE_CASES = {
         lambda tmp: [str(fake_run(tmp / "run", {"kind": "idx", "path": str(tmp / "gone")}))],
         "the run was trained on IDX files in {tmp}/gone, which is gone; pass --data-dir",
     ),
+    "output is a file": (
+        lambda tmp: [str(fake_run(tmp / "run")), "--out", str(_write(tmp / "notes", "text"))],
+        "--out {tmp}/notes: exists and is not a directory",
+    ),
     "compare one run": (
         lambda tmp: ["--compare", str(fake_run(tmp / "run"))],
         "--compare needs at least two runs (see evaluate.py --help)",

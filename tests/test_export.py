@@ -302,6 +302,12 @@ EXPORT_CASES = {
     "no arguments": (None, [], "the following arguments are required: RUN_DIR"),
     "unknown option": (None, ["{tmp}", "--output", "x"], "unrecognized arguments: --output x"),
     "missing run directory": (None, ["{tmp}/missing"], "{tmp}/missing: no such run directory"),
+    "run directory is a file": (
+        "out file",
+        ["{tmp}/model.keras"],
+        "{tmp}/model.keras: not a directory (expected a run directory)",
+    ),
+    "empty output path": (None, ["{tmp}", "--out", ""], "--out '': empty path"),
     "no model file": (None, ["{tmp}"], "{tmp}/model.keras: no such model file"),
     "missing --model": (None, ["{tmp}", "--model", "{tmp}/b.keras"], "{tmp}/b.keras: no such"),
     "not a zip archive": ("not zip", ["{tmp}"], "{tmp}/model.keras: not a .keras file"),

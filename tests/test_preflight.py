@@ -77,6 +77,33 @@ def test_a_run_that_never_finished_an_epoch_accepts_a_corrected_command(tmp_path
         preflight.check_resume(corrected, image_data(8))
 
 
+def test_a_run_resumes_only_on_the_data_it_started_with(tmp_path):
+    """Resumed on other images, early stopping would compare two validation sets' losses."""
+    run_dir = tmp_path / "run"
+    write_record(run_dir)
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
+    record = json.loads((run_dir / "config.json").read_text())
+    data = image_data(8)
+    data.source.update(dataset="mnist", train_examples=len(data.train_images))
+    data.source["validation_examples"] = len(data.val_images)
+    config = TrainConfig(run_dir=str(run_dir), batch_size=4)
+
+    def saved(**source):
+        record["data"] = {**data.source, **source}
+        (run_dir / "config.json").write_text(json.dumps(record))
+
+    saved()
+    preflight.check_resume(config, data)
+    saved(train_examples=10000)
+    with pytest.raises(DataError, match="8 training and 8 validation images, but the run in "
+                       "--run-dir .* trained on 10,000 and 8"):
+        preflight.check_resume(config, data)
+    saved(dataset="fashion_mnist")
+    with pytest.raises(DataError, match="mnist images, but the run .* trained on fashion_mnist"):
+        preflight.check_resume(config, data)
+
+
 def test_a_run_with_its_final_model_is_refused_only_once_nothing_is_left_to_finish(tmp_path):
     run_dir = write_record(tmp_path / "run")
     (run_dir / "model.keras").write_bytes(b"a model")

@@ -65,3 +65,25 @@ def test_bad_flag_gives_one_line_and_exit_code_2():
     result = run_train("--epochs", "0")
     assert result.returncode == 2
     assert "--epochs" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_says_whether_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    import train as train_cli
+    from ladder_vae import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_checked", interrupted)
+    run_dir = tmp_path / "run"
+    assert train_cli.main(["--run-dir", str(run_dir)]) == 130
+    assert capsys.readouterr().err == (
+        "train.py: interrupted; no epoch had finished; the same command starts the run over\n"
+    )
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
+    assert train_cli.main(["--run-dir", str(run_dir)]) == 130
+    assert capsys.readouterr().err == (
+        "train.py: interrupted; run the same command again to resume from the last finished "
+        "epoch\n"
+    )

@@ -254,8 +254,10 @@ def export_run(run_dir, out=None, model_path=None):
     Returns:
         The path of the SavedModel.
     """
-    if not os.path.isdir(run_dir):
+    if not os.path.exists(run_dir):
         raise ExportError(f"{run_dir}: no such run directory")
+    if not os.path.isdir(run_dir):
+        raise ExportError(f"{run_dir}: not a directory (expected a run directory)")
     run = run_dir_lib.RunDir(run_dir)
     model_path = model_path or run.final_model
     out = out or run.saved_model

@@ -40,7 +40,13 @@ def parse_args(argv=None):
         help="the .keras file to export (default: RUN_DIR/model.keras; RUN_DIR/best.keras has "
         "the lowest validation loss)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # An empty path is a mistake (an unset variable in a script), not a request for the default.
+    paths = (("RUN_DIR", args.run_dir), ("--out", args.out), ("--model", args.model_path))
+    for flag, value in paths:
+        if value is not None and not value.strip():
+            parser.error(f"{flag} {value!r}: empty path; name one, or leave the flag out")
+    return args
 
 
 def main(argv=None):
