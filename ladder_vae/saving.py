@@ -1,8 +1,10 @@
-"""Saving and loading a `LadderVAE` as a `.keras` file: one writer that a kill cannot leave
-half-written, one loader that names the file when it is not a LadderVAE.
+"""Saving and loading a `LadderVAE`: one `.keras` writer that a kill cannot leave half-written,
+one `.keras` loader that names the file when it is not a LadderVAE, and one loader of the
+SavedModel that `ladder_vae.export` writes.
 
-Keras is imported in the functions that use it: `check_model_file` runs before TensorFlow
-starts, so that a wrong path is reported in one line at once.
+Keras and TensorFlow are imported in the functions that use them: `check_model_file` runs before
+TensorFlow starts, so that a wrong path is reported in one line at once, and the explorer loads
+an export without importing anything of training.
 """
 
 import json
@@ -13,6 +15,8 @@ from ladder_vae.atomic import atomic_path
 from ladder_vae.errors import ConfigError
 
 MODEL_CLASS = "LadderVAE"
+# What evaluation and the explorer call on an exported model (see `ladder_vae.export`).
+SAVED_MODEL_ENDPOINTS = ("encode", "decode", "latent_dims")
 
 
 class ModelFileError(ConfigError):
@@ -58,6 +62,29 @@ def load_model(path):
     if not isinstance(model, LadderVAE):
         raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a {MODEL_CLASS}")
     return model
+
+
+def load_saved_model(path):
+    """The SavedModel at `path` as `tf.saved_model.load` gives it, checked for the endpoints
+    that `ladder_vae.export` writes; or a `ModelFileError` naming the directory.
+
+    Keep the returned object while its endpoints are in use: the endpoints of a
+    garbage-collected SavedModel lose their variables."""
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as error:  # TensorFlow raises many types for a foreign or damaged one.
+        raise ModelFileError(
+            f"{path}: cannot load the SavedModel ({_first_line(error)})"
+        ) from None
+    missing = [name for name in SAVED_MODEL_ENDPOINTS if not hasattr(loaded, name)]
+    if missing:
+        raise ModelFileError(
+            f"{path}: a SavedModel without the endpoint(s) {', '.join(missing)}; expected one "
+            "written by `python -m ladder_vae.export`"
+        )
+    return loaded
 
 
 def _saved_class_name(path):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from ladder_vae import run_dir as run_dir_lib
 from ladder_vae import saving
-from ladder_vae.evaluation.loading import EvaluationError, first_line
+from ladder_vae.evaluation.loading import EvaluationError
 
 
 class VAE:
@@ -97,21 +97,10 @@ class SavedModelVAE(VAE):
 
     def __init__(self, path):
         try:
-            # Kept on the instance: the endpoints of a garbage-collected SavedModel lose
-            # their variables.
-            self.loaded = tf.saved_model.load(path)
-        except Exception as error:  # TensorFlow raises many types for a foreign directory.
-            raise EvaluationError(
-                f"{path}: cannot load the SavedModel ({first_line(error)})"
-            ) from None
-        missing = [
-            name for name in ("encode", "decode", "latent_dims") if not hasattr(self.loaded, name)
-        ]
-        if missing:
-            raise EvaluationError(
-                f"{path}: a SavedModel without the endpoint(s) {', '.join(missing)}; "
-                "expected one written by `python -m ladder_vae.export`"
-            )
+            # Kept on the instance: see `saving.load_saved_model`.
+            self.loaded = saving.load_saved_model(path)
+        except saving.ModelFileError as error:
+            raise EvaluationError(str(error)) from None
         latent_dims = self.loaded.latent_dims
         latent_dims = latent_dims() if callable(latent_dims) else latent_dims
         self.latent_dims = tuple(int(dim) for dim in np.asarray(latent_dims).reshape(-1))

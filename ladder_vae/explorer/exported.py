@@ -4,9 +4,8 @@ import os
 
 import numpy as np
 
+from ladder_vae import saving
 from ladder_vae.run_dir import SAVED_MODEL_DIR, SAVED_MODEL_FILE, is_saved_model
-
-ENDPOINTS = ("encode", "decode", "latent_dims")
 
 
 class ExplorerError(ValueError):
@@ -56,22 +55,12 @@ class ExportedModel:
     """
 
     def __init__(self, path):
-        import tensorflow as tf  # Imported here: a wrong path is reported before TF starts.
-
         self.path = path
         try:
-            # Kept on the instance: endpoints of a garbage-collected SavedModel lose variables.
-            self.loaded = tf.saved_model.load(path)
-        except Exception as error:  # TensorFlow raises many types for a damaged directory.
-            raise ExplorerError(
-                f"{path}: cannot load the SavedModel ({_first_line(error)})"
-            ) from None
-        missing = [name for name in ENDPOINTS if not hasattr(self.loaded, name)]
-        if missing:
-            raise ExplorerError(
-                f"{path}: a SavedModel without the endpoint(s) {', '.join(missing)}; expected "
-                "one written by `python -m ladder_vae.export`"
-            )
+            # Kept on the instance: see `saving.load_saved_model`.
+            self.loaded = saving.load_saved_model(path)
+        except saving.ModelFileError as error:
+            raise ExplorerError(str(error)) from None
         try:
             dims = np.asarray(self.loaded.latent_dims()).reshape(-1)
             self.latent_dims = tuple(int(dim) for dim in dims)
