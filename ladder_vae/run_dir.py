@@ -48,7 +48,6 @@ class RunDir:
     def __init__(self, path):
         self.path = os.fspath(path)
         self.config = os.path.join(self.path, CONFIG_FILE)
-        self.lock = os.path.join(self.path, run_lock.LOCK_FILE)
         self.logs = os.path.join(self.path, LOGS_DIR)
         self.samples = os.path.join(self.path, SAMPLES_DIR)
         self.history = os.path.join(self.path, HISTORY_FILE)
