@@ -22,6 +22,9 @@ from ladder_vae.errors import ConfigError
 MIN_IMAGE_SIDE = 7
 # Settings that shape the model's weights: a run can only be resumed with the same values.
 ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
+# What a run recorded before an architecture flag existed was built with: every model before
+# `--level-input` was concatenated (as `LadderVAE.from_config` reads such a model).
+VALUE_BEFORE_THE_FLAG = {"level_input": "concatenated"}
 
 
 def check_run(config, data=None):
@@ -159,9 +162,10 @@ def check_resume(config, data):
         )
     _check_same_images(config, data, recorded.get("data"), path)
     for field in ARCHITECTURE_FIELDS:
-        if field not in saved_config:
+        saved = saved_config.get(field, VALUE_BEFORE_THE_FLAG.get(field))
+        if saved is None:
             continue
-        saved, given = saved_config[field], getattr(config, field)
+        given = getattr(config, field)
         if field == "latent_dims":
             saved, given = ",".join(map(str, saved)), ",".join(map(str, given))
         if saved != given:

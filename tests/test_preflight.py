@@ -77,6 +77,22 @@ def test_a_run_that_never_finished_an_epoch_accepts_a_corrected_command(tmp_path
         preflight.check_resume(corrected, image_data(8))
 
 
+def test_a_run_recorded_before_level_input_existed_resumes_only_as_concatenated(tmp_path):
+    run_dir = tmp_path / "run"
+    write_record(run_dir)
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["level_input"]
+    (run_dir / "config.json").write_text(json.dumps(record))
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
+    with pytest.raises(ConfigError, match="--level-input modulated: the run in --run-dir .* was "
+                       "started with --level-input concatenated"):
+        preflight.check_resume(TrainConfig(run_dir=str(run_dir), batch_size=4), image_data(8))
+    preflight.check_resume(
+        TrainConfig(run_dir=str(run_dir), batch_size=4, level_input="concatenated"), image_data(8)
+    )
+
+
 def test_a_run_resumes_only_on_the_data_it_started_with(tmp_path):
     """Resumed on other images, early stopping would compare two validation sets' losses."""
     run_dir = tmp_path / "run"
