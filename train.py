@@ -37,6 +37,19 @@ def latent_dims(text):
     return dims
 
 
+def level_weights(text):
+    """`1,0,0` to (1.0, 0.0, 0.0); `TrainConfig.validate` checks one weight per level."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        weights = ()
+    if not weights:
+        raise argparse.ArgumentTypeError(
+            f"expected one number per level, e.g. 0.1,0,0; got {text!r}"
+        )
+    return weights
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse, with usage errors reported in one line instead of a usage block and a line."""
 
@@ -124,6 +137,15 @@ def parse_args(argv=None):
         help="probability of replacing, in a training step, an image's code of a level below "
         "the top by a prior draw, so that identity moves to the top level and each lower level "
         "keeps to style; 0 turns it off (default: %(default)s)",
+    )
+
+    model.add_argument(
+        "--level-kl-weights",
+        type=level_weights,
+        default=DEFAULTS.level_kl_weights,
+        help="weights of KL(q(z_i|x) || N(0, I)) per level, lowest first, e.g. 0.1,0,0: an "
+        "information cost paid per image, beside the MMD term, as in InfoVAE's full objective "
+        "(default: none)",
     )
 
     training = parser.add_argument_group("training")

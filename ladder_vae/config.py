@@ -40,6 +40,8 @@ class TrainConfig:
     mmd_per_level: bool = False
     level_input: str = "modulated"
     level_resample: float = 0.0
+    # None: no KL term; else one weight per level, lowest first.
+    level_kl_weights: tuple = None
     seed: int = 0
     # Callbacks.
     early_stopping_patience: int = 20
@@ -128,6 +130,15 @@ class TrainConfig:
                 f"--level-resample must be a probability in [0, 1). "
                 f"Received: {self.level_resample!r}"
             )
+        weights = self.level_kl_weights
+        if weights is not None and (
+            len(weights) != len(dims) or not all(_finite(w) and w >= 0 for w in weights)
+        ):
+            raise ConfigError(
+                "--level-kl-weights must give one finite weight >= 0 per level "
+                f"({len(dims)} from --latent-dims {','.join(map(str, dims))}). "
+                f"Received: {','.join(map(_number, weights))}"
+            )
         if self.level_input not in ("modulated", "concatenated"):
             raise ConfigError(
                 "--level-input must be 'modulated' or 'concatenated'. "
@@ -152,25 +163,36 @@ class TrainConfig:
             "mmd_per_level": self.mmd_per_level,
             "level_input": self.level_input,
             "level_resample": self.level_resample,
+            "level_kl_weights": self.level_kl_weights,
             "seed": self.seed,
         }
 
     def to_dict(self):
         config = dataclasses.asdict(self)
         config["latent_dims"] = list(self.latent_dims)
+        if self.level_kl_weights is not None:
+            config["level_kl_weights"] = list(self.level_kl_weights)
         return config
 
     @classmethod
     def from_dict(cls, values):
         known = {field.name for field in dataclasses.fields(cls)}
         values = {key: value for key, value in values.items() if key in known}
-        if "latent_dims" in values:
-            values["latent_dims"] = tuple(values["latent_dims"])
+        for name in ("latent_dims", "level_kl_weights"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
 def _flag(name):
     return "--" + name.replace("_", "-").replace("early-stopping-", "")
+
+
+def _number(value):
+    """`0.1`, `0`, `nan` for numbers (as they are typed), repr for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return repr(value)
 
 
 def _finite(value):

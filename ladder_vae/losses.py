@@ -1,6 +1,7 @@
 """The three terms of the training objective, as plain functions.
 
 total = reconstruction + mmd_weight * MMD^2(q(z) || p(z)) + ssim_weight * (1 - SSIM(x, x_hat))
+        [+ sum_i level_kl_weights[i] * KL(q(z_i | x) || N(0, I)), an option]
 
 All functions compute in float32 whatever the dtype of their inputs, so they stay exact under
 mixed precision.
@@ -146,3 +147,22 @@ def latent_mmd(codes, prior_codes, per_level=True, unbiased=True):
     if per_level:
         return tf.add_n([mmd(q, p, unbiased=unbiased) for q, p in zip(codes, prior_codes)])
     return mmd(tf.concat(codes, axis=-1), tf.concat(prior_codes, axis=-1), unbiased=unbiased)
+
+
+def gaussian_kl(means, scales):
+    """KL(N(means, diag(scales^2)) || N(0, I)) of each image's posterior, averaged over the batch.
+
+    The closed form, summed over the latent dimensions: 0.5 (mu^2 + sigma^2 - 1) - log sigma.
+    Unlike the MMD term, which compares the codes of the whole batch with the prior, it is paid
+    per image: a code that tells images apart more precisely costs more (the VAE's rate).
+
+    Args:
+        means, scales: float tensors [batch, dim], scales > 0.
+
+    Returns:
+        A float32 scalar, in nats.
+    """
+    means = tf.cast(means, tf.float32)
+    scales = tf.cast(scales, tf.float32)
+    per_dimension = 0.5 * (tf.square(means) + tf.square(scales) - 1.0) - tf.math.log(scales)
+    return tf.reduce_mean(tf.reduce_sum(per_dimension, axis=-1))

@@ -1,5 +1,7 @@
 """The variational ladder autoencoder (Zhao, Song & Ermon, ICML 2017), trained with MMD and SSIM."""
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -38,7 +40,7 @@ class LadderVAE(LadderObjective, keras.Model):
 
     The model owns its objective (`LadderObjective`, see `ladder_vae.losses`):
         reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
-        ssim_weight * (1 - SSIM(x, x_mean)),
+        ssim_weight * (1 - SSIM(x, x_mean)), optionally level_kl_weights[i] * KL per level,
     computed once in `compute_loss_terms` for both `train_step` and `test_step`.
 
     Args:
@@ -55,6 +57,10 @@ class LadderVAE(LadderObjective, keras.Model):
         level_resample: probability with which, in each training step, each image's code of
             each level below the top is replaced by a fresh prior draw before decoding (see
             `resample_levels`); 0 turns it off.
+        level_kl_weights: one weight per level (lowest first) of KL(q(z_i | x) || N(0, I)),
+            an information cost paid per image, added to the MMD term as in InfoVAE's full
+            objective; None (the default) or all zeros leaves it out. See README "Choices" for
+            what it measured.
         seed: seed of the reparameterisation and prior noise drawn during training.
     """
 
@@ -69,6 +75,7 @@ class LadderVAE(LadderObjective, keras.Model):
         mmd_per_level=False,
         level_input="modulated",
         level_resample=0.0,
+        level_kl_weights=None,
         seed=None,
         **kwargs,
     ):
@@ -103,6 +110,15 @@ class LadderVAE(LadderObjective, keras.Model):
             raise ValueError(
                 "`level_resample` must be a probability in [0, 1). "
                 f"Received: level_resample={level_resample!r}"
+            )
+        kl_weights = (0.0,) * len(latent_dims) if level_kl_weights is None else level_kl_weights
+        self.level_kl_weights = tuple(float(weight) for weight in kl_weights)
+        if len(self.level_kl_weights) != len(latent_dims) or not all(
+            math.isfinite(weight) and weight >= 0 for weight in self.level_kl_weights
+        ):
+            raise ValueError(
+                "`level_kl_weights` must hold one finite weight >= 0 per level "
+                f"({len(latent_dims)}). Received: level_kl_weights={level_kl_weights!r}"
             )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -277,6 +293,7 @@ class LadderVAE(LadderObjective, keras.Model):
                 "mmd_per_level": self.mmd_per_level,
                 "level_input": self.level_input,
                 "level_resample": self.level_resample,
+                "level_kl_weights": list(self.level_kl_weights),
                 "seed": self.seed,
             }
         )

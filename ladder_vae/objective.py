@@ -17,12 +17,14 @@ class LadderObjective:
 
         reconstruction_sigma -> Gaussian NLL, mmd_weight * MMD^2(q(z) || p(z)),
         ssim_weight * (1 - SSIM(x, x_mean)),
+        and, where `level_kl_weights` has a weight > 0, sum_i weight_i * KL(q(z_i | x) || p(z_i)),
 
     computed once in `compute_loss_terms` for both `train_step` and `test_step`.
 
     Uses the model's `encode`, `reparameterize`, `resample_levels`, `decode`, `split_levels`
-    and `prior_sample`, and its `reconstruction_sigma`, `mmd_weight`, `ssim_weight` and
-    `mmd_per_level`; the model calls `_create_trackers` in its constructor.
+    and `prior_sample`, and its `reconstruction_sigma`, `mmd_weight`, `ssim_weight`,
+    `mmd_per_level` and `level_kl_weights`; the model calls `_create_trackers` in its
+    constructor.
     """
 
     def _create_trackers(self):
@@ -31,23 +33,31 @@ class LadderObjective:
         self.mmd_tracker = keras.metrics.Mean(name="mmd")
         self.ssim_loss_tracker = keras.metrics.Mean(name="ssim_loss")
         self.ssim_tracker = keras.metrics.Mean(name="ssim")
+        # Logged only by models that pay it, so that other runs' logs keep their columns.
+        self.kl_tracker = keras.metrics.Mean(name="kl") if self._pays_kl else None
+
+    @property
+    def _pays_kl(self):
+        return any(weight > 0 for weight in self.level_kl_weights)
 
     @property
     def metrics(self):
-        return [
+        trackers = [
             self.loss_tracker,
             self.reconstruction_tracker,
             self.mmd_tracker,
             self.ssim_loss_tracker,
             self.ssim_tracker,
         ]
+        return trackers + ([self.kl_tracker] if self.kl_tracker is not None else [])
 
     def compute_loss_terms(self, images, training=False):
         """Every term of the objective for one batch, shared by `train_step` and `test_step`.
 
         Returns:
             A dict of float32 scalars: `loss` (the total), `reconstruction`, `mmd`, `ssim_loss`
-            (1 - SSIM, the term) and `ssim` (mean SSIM, for monitoring).
+            (1 - SSIM, the term), `ssim` (mean SSIM, for monitoring) and, for a model that pays
+            a KL term, `kl` (the weighted sum over levels, as added to the loss).
         """
         posteriors = self.encode(images, training=training)
         codes = self.reparameterize(posteriors)
@@ -67,13 +77,22 @@ class LadderObjective:
         ssim_loss = losses.ssim_loss(images, reconstructions)
         mean_ssim = 1.0 - ssim_loss
         total = reconstruction + self.mmd_weight * mmd + self.ssim_weight * ssim_loss
-        return {
-            "loss": total,
+        terms = {
             "reconstruction": reconstruction,
             "mmd": mmd,
             "ssim_loss": ssim_loss,
             "ssim": mean_ssim,
         }
+        if self._pays_kl:
+            terms["kl"] = tf.add_n(
+                [
+                    weight * losses.gaussian_kl(mean, scale)
+                    for weight, (mean, scale) in zip(self.level_kl_weights, posteriors)
+                    if weight > 0
+                ]
+            )
+            total = total + terms["kl"]
+        return {"loss": total, **terms}
 
     def _update_trackers(self, terms):
         for tracker in self.metrics:

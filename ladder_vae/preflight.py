@@ -21,10 +21,12 @@ from ladder_vae.errors import ConfigError
 # window, `losses.SSIM_FILTER_SIZE` (a test checks that the two agree; losses imports TensorFlow).
 MIN_IMAGE_SIDE = 7
 # Settings that shape the model's weights: a run can only be resumed with the same values.
-ARCHITECTURE_FIELDS = ("latent_dims", "base_filters", "level_input")
-# What a run recorded before an architecture flag existed was built with: every model before
-# `--level-input` was concatenated (as `LadderVAE.from_config` reads such a model).
-VALUE_BEFORE_THE_FLAG = {"level_input": "concatenated"}
+# What a resumed run must keep: its architecture, which its checkpoints are of, and whether it
+# pays a KL term, which decides the columns of its history.csv.
+RESUME_FIELDS = ("latent_dims", "base_filters", "level_input", "level_kl_weights")
+# What a run recorded before a flag existed was built with: every model before `--level-input`
+# was concatenated (as `LadderVAE.from_config` reads such a model), none paid a KL term.
+VALUE_BEFORE_THE_FLAG = {"level_input": "concatenated", "level_kl_weights": None}
 
 
 def check_run(config, data=None):
@@ -161,19 +163,27 @@ def check_resume(config, data):
             "same data to resume it, or another --run-dir"
         )
     _check_same_images(config, data, recorded.get("data"), path)
-    for field in ARCHITECTURE_FIELDS:
-        saved = saved_config.get(field, VALUE_BEFORE_THE_FLAG.get(field))
-        if saved is None:
+    for field in RESUME_FIELDS:
+        if field not in saved_config and field not in VALUE_BEFORE_THE_FLAG:
             continue
-        given = getattr(config, field)
-        if field == "latent_dims":
-            saved, given = ",".join(map(str, saved)), ",".join(map(str, given))
+        flag = "--" + field.replace("_", "-")
+        saved = _flag_value(flag, saved_config.get(field, VALUE_BEFORE_THE_FLAG.get(field)))
+        given = _flag_value(flag, getattr(config, field))
         if saved != given:
-            flag = "--" + field.replace("_", "-")
             raise ConfigError(
-                f"{flag} {given}: the run in --run-dir {config.run_dir} was started with "
-                f"{flag} {saved} ({path}); pass the same value to resume it, or another --run-dir"
+                f"{given}: the run in --run-dir {config.run_dir} was started with {saved} "
+                f"({path}); pass the same value to resume it, or another --run-dir"
             )
+
+
+def _flag_value(flag, value):
+    """`--latent-dims 2,2,4`, `--level-kl-weights 0.1,0,0`, `no --level-kl-weights`: a recorded
+    or given setting, as the flag that gives it."""
+    if value is None:
+        return f"no {flag}"
+    if isinstance(value, (list, tuple)):
+        value = ",".join(f"{part:g}" if isinstance(part, float) else str(part) for part in value)
+    return f"{flag} {value}"
 
 
 def _check_same_images(config, data, saved_source, path):

@@ -84,6 +84,10 @@ CASES = {
         lambda tmp: ["--latent-dims", "2,,2"],
         ["--latent-dims", "one integer per level", "'2,,2'"],
     ),
+    "KL weights for another number of levels": (
+        lambda tmp: ["--level-kl-weights", "0.1,0"],
+        ["--level-kl-weights", "one finite weight >= 0 per level (3 from", "Received: 0.1,0"],
+    ),
     "base filters zero": (lambda tmp: ["--base-filters", "0"], ["--base-filters", "Received: 0"]),
     "mmd weight negative": (lambda tmp: ["--mmd-weight", "-1"], ["--mmd-weight", "Received: -1.0"]),
     "mmd weight not a number": (lambda tmp: ["--mmd-weight", "lots"], ["--mmd-weight", "'lots'"]),

@@ -96,3 +96,17 @@ def test_gaussian_nll_is_half_the_squared_error_over_sigma_squared():
     reconstructions = np.full((2, 4, 4, 1), 0.5, np.float32)
     # 16 pixels * 0.25 = 4 per image; / (2 * 0.5^2) = 8.
     assert float(losses.gaussian_nll(images, reconstructions, sigma=0.5)) == pytest.approx(8.0)
+
+
+def test_gaussian_kl_matches_a_monte_carlo_estimate():
+    """E_q[log q(z) - log p(z)] over many draws, per image, then the batch mean."""
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0.0], [1.5, -0.5], [0.2, 2.0]], np.float32)
+    scales = np.array([[1.0, 1.0], [0.3, 2.0], [0.05, 0.8]], np.float32)
+    draws = means + scales * rng.standard_normal((200_000, *means.shape)).astype(np.float32)
+    log_q = -0.5 * np.square((draws - means) / scales) - np.log(scales)
+    log_p = -0.5 * np.square(draws)
+    per_image = (log_q - log_p).sum(axis=-1).mean(axis=0)
+    assert per_image[0] == pytest.approx(0.0, abs=1e-2)
+    assert float(losses.gaussian_kl(means, scales)) == pytest.approx(per_image.mean(), rel=1e-2)
+    assert float(losses.gaussian_kl(means[:1], scales[:1])) == pytest.approx(0.0, abs=1e-7)

@@ -120,6 +120,47 @@ def test_config_round_trip():
     assert restored.level_input == "concatenated"
 
 
+def test_kl_weights_add_each_levels_weighted_kl_to_the_loss(digit_batch):
+    model = LadderVAE(level_kl_weights=(0.5, 0.0, 2.0), **SMALL)
+    model.compile(optimizer="adam")
+    images = digit_batch[:16]
+    terms = {name: float(value) for name, value in model.compute_loss_terms(images).items()}
+    posteriors = [
+        (keras.ops.convert_to_numpy(mean), keras.ops.convert_to_numpy(scale))
+        for mean, scale in model.encode(images)
+    ]
+
+    def kl(level):
+        mean, scale = posteriors[level]
+        return (0.5 * (mean**2 + scale**2 - 1) - np.log(scale)).sum(axis=-1).mean()
+
+    assert terms["kl"] == pytest.approx(0.5 * kl(0) + 2.0 * kl(2), rel=1e-4)
+    assert kl(1) > 0.1  # Level 2 would have added to the term had its weight counted.
+    expected = (
+        terms["reconstruction"]
+        + model.mmd_weight * terms["mmd"]
+        + model.ssim_weight * terms["ssim_loss"]
+        + terms["kl"]
+    )
+    assert terms["loss"] == pytest.approx(expected, rel=1e-5)
+    logs = model.train_on_batch(images, return_dict=True)
+    assert set(logs) == {"loss", "reconstruction", "mmd", "ssim_loss", "ssim", "kl"}
+    # Zero weights leave the term, and its log, out.
+    assert "kl" not in LadderVAE(level_kl_weights=(0.0, 0.0, 0.0), **SMALL).compute_loss_terms(
+        images
+    )
+
+
+def test_kl_weights_are_one_weight_at_least_0_per_level():
+    for weights in ((1.0, 0.0), (1.0, -0.1, 0.0), (float("nan"), 0.0, 0.0)):
+        with pytest.raises(ValueError, match="level_kl_weights"):
+            LadderVAE(level_kl_weights=weights, **SMALL)
+    config = LadderVAE(level_kl_weights=(0.1, 0, 0), **SMALL).get_config()
+    assert LadderVAE.from_config(config).level_kl_weights == (0.1, 0.0, 0.0)
+    del config["level_kl_weights"]  # Saved before the option existed.
+    assert LadderVAE.from_config(config).level_kl_weights == (0.0, 0.0, 0.0)
+
+
 def test_models_saved_before_level_input_existed_load_as_concatenated():
     config = LadderVAE(**SMALL).get_config()
     del config["level_input"]

@@ -93,6 +93,30 @@ def test_a_run_recorded_before_level_input_existed_resumes_only_as_concatenated(
     )
 
 
+def test_a_run_resumes_only_with_the_kl_weights_it_started_with(tmp_path):
+    """Its history.csv has a kl column exactly when it pays the term."""
+    run_dir = write_record(tmp_path / "run", level_kl_weights=[0.1, 0.0, 0.0])
+    (run_dir / "backup").mkdir()
+    (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
+
+    def resume(weights):
+        config = TrainConfig(run_dir=str(run_dir), batch_size=4, level_kl_weights=weights)
+        preflight.check_resume(config, image_data(8))
+
+    resume((0.1, 0.0, 0.0))
+    with pytest.raises(ConfigError, match="no --level-kl-weights: the run in --run-dir .* was "
+                       r"started with --level-kl-weights 0.1,0,0 \("):
+        resume(None)
+    with pytest.raises(ConfigError, match="--level-kl-weights 0.2,0,0: the run"):
+        resume((0.2, 0.0, 0.0))
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["level_kl_weights"]  # Recorded before the option existed.
+    (run_dir / "config.json").write_text(json.dumps(record))
+    resume(None)
+    with pytest.raises(ConfigError, match="started with no --level-kl-weights"):
+        resume((0.1, 0.0, 0.0))
+
+
 def test_a_run_resumes_only_on_the_data_it_started_with(tmp_path):
     """Resumed on other images, early stopping would compare two validation sets' losses."""
     run_dir = tmp_path / "run"
