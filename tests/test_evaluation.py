@@ -369,6 +369,12 @@ def test_evaluate_run_computes_each_metric_from_the_right_inputs(
     # The decoder draws one image whatever the code, so no attribute varies and no share of it
     # is defined: the hierarchy measure leaves those keys out rather than writing NaN.
     undefined = {key for key in documented_metric_keys(levels=2) if "_share_" in key}
+    # Its one image is clear to the classifier or not; if not, no clear change rate is defined.
+    assert results["clear_base_fraction"] in (0.0, 1.0)
+    if results["clear_base_fraction"] == 0.0:
+        undefined |= {key for key in documented_metric_keys(levels=2) if "_clear_class" in key}
+    else:
+        assert results["level_1_clear_class_change_rate"] == 0.0
     assert set(results) == documented_metric_keys(levels=2) - undefined - {"hierarchy_summary"}
     assert results["level_1_class_change_rate"] == results["level_2_class_change_rate"] == 0.0
     test_images = bundled_digits.val_images.astype(np.float64) / 255.0

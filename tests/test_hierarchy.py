@@ -312,6 +312,50 @@ def test_metrics_are_flat_named_numbers(known_result):
     assert values["level_2_share_slant"] == known_result.share(2, "slant")
 
 
+def test_clear_class_changes_leave_out_the_ambiguous_base_images():
+    """Level 1 decides the class only where the top code is near the border (|z_2| < 0.5), and
+    there the classifier is unsure: every change level 1 makes is at an ambiguous image."""
+
+    def decode(codes):
+        images = np.zeros((len(codes), 8, 8, 1), np.float32)
+        images[:, 2:6, 3:5] = 0.8  # A bar, so that every attribute is defined.
+        # The codes, in [0, 1] as pixels are (|z| < 10).
+        images[:, 0, 0, 0], images[:, 0, 1, 0] = 0.5 + codes[:, 1] / 20, 0.5 + codes[:, 0] / 20
+        return images
+
+    def top_and_bottom(images):
+        return (images[:, 0, 0, 0] - 0.5) * 20, (images[:, 0, 1, 0] - 0.5) * 20
+
+    def classify(images):
+        top, bottom = top_and_bottom(images)
+        return np.where(np.abs(top) >= 0.5, top > 0, bottom > 0).astype(np.int64)
+
+    def confidence(images):
+        top, _ = top_and_bottom(images)
+        return np.where(np.abs(top) >= 0.5, 0.99, 0.6)
+
+    result = hierarchy.level_factor_shares(
+        decode, (1, 1), classify, num_codes=2000, redraws=4, seed=0, confidence=confidence
+    )
+    near_border = 0.383  # P(|z| < 0.5) under N(0, 1)
+    assert result.clear_base_fraction == pytest.approx(1 - near_border, abs=0.03)
+    # Level 1 changes half of the ambiguous images' classes, and no clear one's.
+    assert result.class_change_rates[0] == pytest.approx(near_border / 2, abs=0.03)
+    assert result.clear_class_change_rates[0] == 0.0
+    # A clear image keeps its class under a new top code only if the code keeps its sign and
+    # stays clear, or lands near the border and draws its level 1 code's sign: 1/2 in all.
+    assert result.clear_class_change_rates[1] == pytest.approx(0.5, abs=0.03)
+    values = result.metrics()
+    assert values["level_1_clear_class_change_rate"] == 0.0
+    assert values["clear_base_fraction"] == result.clear_base_fraction
+    # With no clear base image the clear rates are undefined and left out.
+    unsure = hierarchy.level_factor_shares(
+        decode, (1, 1), classify, num_codes=50, redraws=2, confidence=lambda x: np.zeros(len(x))
+    )
+    assert unsure.clear_class_change_rates is None and unsure.clear_base_fraction == 0.0
+    assert "level_1_clear_class_change_rate" not in unsure.metrics()
+
+
 def test_a_constant_classifier_leaves_identity_undefined(prototypes):
     result = hierarchy.level_factor_shares(
         make_decode(prototypes),

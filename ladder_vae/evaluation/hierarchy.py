@@ -21,6 +21,11 @@ Gini-Simpson index within and across groups; it equals the variance share of the
 vector).
 
 The attributes are those of `image_attributes`: stroke thickness, ink, slant, width and height.
+
+A redraw that changes the predicted class of an ambiguous image (a 9 whose loop a thinner stroke
+opens into a 7) is a different thing from one that redraws a clear digit, and the plain class
+change rate counts both. Given the classifier's confidence, the rate is also reported over the
+base images the classifier is sure of (`CLEAR_CONFIDENCE`), which separates the two.
 """
 
 import dataclasses
@@ -33,6 +38,8 @@ from ladder_vae.evaluation.image_attributes import ATTRIBUTES, image_attributes
 IDENTITY = "identity"
 DEFAULT_NUM_CODES = 500
 DEFAULT_REDRAWS = 8
+# A base image is clear when the classifier gives its class at least this probability.
+CLEAR_CONFIDENCE = 0.9
 
 
 def _pair_difference(classes):
@@ -62,6 +69,10 @@ class HierarchyResult:
         attributes: the A column names; `identity` first when a classifier was given.
         class_change_rates: float array [L] (or None without a classifier): the fraction of
             redraws of level i whose predicted class differs from that of the base code's image.
+        clear_class_change_rates: float array [L] (or None without a confidence, or with no
+            clear base image): the same over the base images whose class the classifier gives
+            at least `CLEAR_CONFIDENCE`.
+        clear_base_fraction: the fraction of base images that are clear, or None.
         hierarchy_summary: identity share of the top level minus the largest identity share of
             any other level (None without a classifier); 1 for a perfect split, about 0 or
             below when identity is not the top level's. With one level: its identity share.
@@ -73,6 +84,8 @@ class HierarchyResult:
     shares: np.ndarray
     attributes: tuple
     class_change_rates: np.ndarray
+    clear_class_change_rates: np.ndarray
+    clear_base_fraction: float
     hierarchy_summary: float
     independent_class_difference: float
     latent_dims: tuple
@@ -85,8 +98,9 @@ class HierarchyResult:
         return float(self.shares[level - 1, self.attributes.index(attribute)])
 
     def metrics(self):
-        """Flat metrics: `level_{i}_share_{attribute}`, `level_{i}_class_change_rate` and
-        `hierarchy_summary`; an undefined share (the independent samples never vary, as for a
+        """Flat metrics: `level_{i}_share_{attribute}`, `level_{i}_class_change_rate`,
+        `level_{i}_clear_class_change_rate`, `clear_base_fraction` and `hierarchy_summary`
+        (those that were measured); an undefined share (the independent samples never vary, as for a
         model that draws one image) is left out rather than written as NaN."""
         results = {}
         for level in range(1, len(self.latent_dims) + 1):
@@ -98,6 +112,12 @@ class HierarchyResult:
                 results[f"level_{level}_class_change_rate"] = float(
                     self.class_change_rates[level - 1]
                 )
+            if self.clear_class_change_rates is not None:
+                results[f"level_{level}_clear_class_change_rate"] = float(
+                    self.clear_class_change_rates[level - 1]
+                )
+        if self.clear_base_fraction is not None:
+            results["clear_base_fraction"] = float(self.clear_base_fraction)
         if self.hierarchy_summary is not None and math.isfinite(self.hierarchy_summary):
             results["hierarchy_summary"] = float(self.hierarchy_summary)
         return results
@@ -132,6 +152,7 @@ def level_factor_shares(
     redraws=DEFAULT_REDRAWS,
     seed=0,
     batch_size=500,
+    confidence=None,
 ):
     """How much of each image attribute, and of the digit's identity, each latent level moves.
 
@@ -153,6 +174,9 @@ def level_factor_shares(
         redraws: redraws per base code; at least 2.
         seed: the prior draws depend on this alone.
         batch_size: codes per call of `decode` and images per call of `classify`.
+        confidence: function from images [n, H, W, C] to the probability [n] the classifier
+            gives its predicted class, or None; given, the class change rates are also
+            measured over the clear base images alone. Called on the base images only.
 
     Returns:
         A `HierarchyResult`.
@@ -197,9 +221,9 @@ def level_factor_shares(
                 f"`classify` must return class ids [n], not scores. Received shape: "
                 f"{classes.shape}"
             )
-        return attributes, classes
+        return images, attributes, classes
 
-    independent_attributes, independent_classes = measure(independent_codes)
+    _, independent_attributes, independent_classes = measure(independent_codes)
     attribute_names = (() if classify is None else (IDENTITY,)) + ATTRIBUTES
     # An attribute that never varies has no share; np.var of equal values can come out a
     # rounding error above 0, hence the test on the values themselves.
@@ -210,22 +234,29 @@ def level_factor_shares(
     independent_difference = None
     if classify is not None:
         independent_difference = float(_pair_difference(independent_classes[None, :])[0])
-        _, base_classes = measure(base_codes)
+        base_images, _, base_classes = measure(base_codes)
+    clear = None
+    if classify is not None and confidence is not None:
+        clear = _apply(confidence, base_images, batch_size, "confidence") >= CLEAR_CONFIDENCE
 
     shares = np.zeros((num_levels, len(attribute_names)))
     change_rates = None if classify is None else np.zeros(num_levels)
+    clear_rates = None if clear is None or not clear.any() else np.zeros(num_levels)
     for level in range(num_levels):
         start, stop = offsets[level], offsets[level + 1]
         level_rng = np.random.default_rng([seed, 2 + level])
         codes = np.repeat(base_codes, redraws, axis=0)
         codes[:, start:stop] = level_rng.standard_normal((group_size, stop - start))
-        attributes, classes = measure(codes)
+        _, attributes, classes = measure(codes)
         for column, name in enumerate(attribute_names):
             if name == IDENTITY:
                 grouped = classes.reshape(num_codes, redraws)
                 within = np.mean(_pair_difference(grouped))
                 shares[level, column] = _share(within, independent_difference)
-                change_rates[level] = float(np.mean(grouped != base_classes[:, None]))
+                changed = grouped != base_classes[:, None]
+                change_rates[level] = float(np.mean(changed))
+                if clear_rates is not None:
+                    clear_rates[level] = float(np.mean(changed[clear]))
             else:
                 grouped = attributes[name].reshape(num_codes, redraws)
                 within = np.mean(np.var(grouped, axis=1, ddof=1))
@@ -240,6 +271,8 @@ def level_factor_shares(
         shares=shares,
         attributes=attribute_names,
         class_change_rates=change_rates,
+        clear_class_change_rates=clear_rates,
+        clear_base_fraction=None if clear is None else float(np.mean(clear)),
         hierarchy_summary=summary,
         independent_class_difference=independent_difference,
         latent_dims=latent_dims,

@@ -92,6 +92,19 @@ METRICS = (
         "fraction of redraws of level i alone that change the predicted class of the image",
     ),
     (
+        "level_{i}_clear_class_change_rate",
+        "",
+        "the same over the base images whose class the classifier gives at least 0.9: a clear "
+        "digit redrawn as another, rather than an ambiguous one tipped (left out when no base "
+        "image is clear)",
+    ),
+    (
+        "clear_base_fraction",
+        "",
+        "fraction of the hierarchy measure's base images (prior samples) whose class the "
+        "classifier gives at least 0.9",
+    ),
+    (
         "hierarchy_summary",
         "higher",
         "identity share of the top level minus the largest identity share of any other level: "

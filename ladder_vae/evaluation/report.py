@@ -66,8 +66,10 @@ def _hierarchy_section(metrics, num_levels, settings):
             else "n/a"
             for attribute in attributes
         ]
-        rate = metrics.get(f"level_{level}_class_change_rate")
-        rows.append([name] + cells + ["n/a" if rate is None else f"{rate:.1%}"])
+        rates = [
+            metrics.get(f"level_{level}_{kind}class_change_rate") for kind in ("", "clear_")
+        ]
+        rows.append([name] + cells + ["n/a" if rate is None else f"{rate:.1%}" for rate in rates])
     how = (
         f" ({settings['num_codes']} base codes from the prior, each with the level's code "
         f"redrawn {settings['redraws']} times)"
@@ -81,13 +83,18 @@ def _hierarchy_section(metrics, num_levels, settings):
         "the attribute, 1 = it moves it as much as drawing a whole new sample; shares of "
         "different levels need not add up to 1. Identity is the share of class disagreement: "
         "the probability that two images of a group are classified as different digits, over "
-        "that probability for two independent samples. The last column is how often a redraw "
-        "changes the predicted class of the image it started from. A clean ladder (Zhao et "
+        "that probability for two independent samples. The last columns are how often a "
+        "redraw changes the predicted class of the image it started from, over all base images "
+        "and over the clear ones, those the classifier gives at least 90% (a change there "
+        "redraws a clear digit; elsewhere it may tip an ambiguous one). A clean ladder (Zhao et "
         "al. 2017, Fig. 4) has identity on the top level alone and stroke thickness on the "
         "lowest.",
         "",
         markdown_table(
-            ["level"] + [f"{name} share" for name in attributes] + ["class changes"], rows
+            ["level"]
+            + [f"{name} share" for name in attributes]
+            + ["class changes", "class changes, clear digits"],
+            rows,
         ),
         "",
     ]
@@ -98,6 +105,8 @@ def _hierarchy_section(metrics, num_levels, settings):
             "level decides the digit).",
             "",
         ]
+    if "clear_base_fraction" in metrics:
+        lines += [f"{metrics['clear_base_fraction']:.0%} of the base images are clear digits.", ""]
     return lines
 
 

@@ -150,6 +150,7 @@ def evaluate_run(
             redraws=hierarchy_redraws,
             seed=seed,
             batch_size=batch_size,
+            confidence=lambda images: np.max(apply_classifier(images, batch_size)[1], axis=1),
         )
         results.update(level_factors.metrics())
     with timer.stage("figures"):
