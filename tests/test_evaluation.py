@@ -122,6 +122,15 @@ def test_latent_statistics():
     assert abs(metrics.prior_mmd(prior[np.argsort(prior[:, 0])])) < 0.005
 
 
+def test_loss_curves_have_one_panel_per_logged_term(tmp_path):
+    history = {key: np.array([3.0, 2.0]) for key in ("epoch", "loss", "mmd", "val_loss")}
+    widths = []
+    for extra in ({}, {"kl": np.array([0.5, 0.4]), "val_kl": np.array([0.6, 0.5])}):
+        path = figures.loss_curves({**history, **extra}, str(tmp_path / f"{len(extra)}.png"))
+        widths.append(Image.open(path).size[0])
+    assert widths == [2 * 400, 3 * 400]  # 4 inches at 100 dpi per panel.
+
+
 def test_readme_documents_every_metric():
     with open(os.path.join(REPO_ROOT, "README.md")) as file:
         readme = file.read()

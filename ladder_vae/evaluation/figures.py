@@ -15,6 +15,7 @@ LOSS_PANELS = (
     ("reconstruction (Gaussian NLL)", "reconstruction"),
     ("MMD$^2$(q(z) || p(z))", "mmd"),
     ("mean SSIM", "ssim"),
+    ("weighted KL, summed over levels", "kl"),  # Only runs with --level-kl-weights log it.
 )
 
 
