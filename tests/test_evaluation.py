@@ -131,6 +131,12 @@ def test_loss_curves_have_one_panel_per_logged_term(tmp_path):
     assert widths == [2 * 400, 3 * 400]  # 4 inches at 100 dpi per panel.
 
 
+def test_loss_curves_of_one_epoch_label_that_epoch_alone():
+    history = {"epoch": np.array([0]), "loss": np.array([3.0]), "val_loss": np.array([2.5])}
+    for axes in figures.loss_figure(history).axes:
+        assert list(axes.get_xticks()) == [1]
+
+
 def test_readme_documents_every_metric():
     with open(os.path.join(REPO_ROOT, "README.md")) as file:
         readme = file.read()

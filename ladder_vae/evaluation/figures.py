@@ -91,6 +91,11 @@ def traversal(images, level, latent_dims, path, num_columns, span):
 
 def loss_curves(history, path):
     """Training and validation curves of each loss term, from the run's `history.csv`."""
+    return save_figure(loss_figure(history), path)
+
+
+def loss_figure(history):
+    """The figure of `loss_curves`."""
     epochs = history.get("epoch", np.arange(len(next(iter(history.values())))))
     epochs = epochs + 1  # CSVLogger counts from 0; the progress bar and samples from 1.
     panels = [
@@ -104,10 +109,13 @@ def loss_curves(history, path):
                 axes.plot(epochs, history[prefix + key], style, marker=".", label=label)
         axes.set_title(title, fontsize=10)
         axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            axes.set_xticks(epochs)  # The integer locator finds no tick around one point.
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
-    return save_figure(figure, path)
+    return figure
 
 
 def comparison(labels, metrics, panels, sample_images, path, hierarchy_images=None):
