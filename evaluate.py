@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from ladder_vae.cli import OneLineArgumentParser
+
 
 def _integer_at_least_two(text):
     """`text` as an integer of at least 2 (a spread needs two samples, codes or redraws)."""
@@ -26,15 +28,8 @@ def _integer_at_least_two(text):
     return value
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors reported in one line instead of a usage block and a line."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def parse_args(argv=None):
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="evaluate.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

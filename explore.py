@@ -13,6 +13,8 @@ import logging
 import socket
 import sys
 
+from ladder_vae.cli import OneLineArgumentParser
+
 PROG = "explore.py"
 LOOPBACK = "127.0.0.1"
 
@@ -40,7 +42,7 @@ def _seed(text):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

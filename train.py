@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from ladder_vae.cli import OneLineArgumentParser
 from ladder_vae.config import TrainConfig
 from ladder_vae.run_dir import RunDir
 
@@ -50,15 +51,8 @@ def level_weights(text):
     return weights
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors reported in one line instead of a usage block and a line."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def parse_args(argv=None):
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         # `--epoch 3` must not pass for `--epochs 3`: a typo'd flag is an error, not a guess.

@@ -8,18 +8,12 @@ import logging
 import sys
 
 from ladder_vae import export
+from ladder_vae.cli import OneLineArgumentParser
 from ladder_vae.errors import ConfigError
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors reported in one line instead of a usage block and a line."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def parse_args(argv=None):
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="python -m ladder_vae.export",
         description=export.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
