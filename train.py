@@ -83,7 +83,7 @@ def parse_args(argv=None):
         type=latent_dims,
         default=DEFAULTS.latent_dims,
         help="latent size of each ladder level, lowest first; its length is the number of "
-        "levels (default: 2,2,4)",
+        f"levels (default: {','.join(map(str, DEFAULTS.latent_dims))})",
     )
     model.add_argument(
         "--base-filters",

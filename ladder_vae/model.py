@@ -67,10 +67,10 @@ class LadderVAE(LadderObjective, keras.Model):
     def __init__(
         self,
         image_shape=(28, 28, 1),
-        latent_dims=(2, 2, 4),
+        latent_dims=(3, 1, 6),
         base_filters=32,
         reconstruction_sigma=1.0,
-        mmd_weight=30.0,
+        mmd_weight=10.0,
         ssim_weight=10.0,
         mmd_per_level=False,
         level_input="modulated",

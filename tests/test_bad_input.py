@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from ladder_vae.config import TrainConfig
 from tests.idx_files import write_idx
 from tests.processes import refusal_line
 
@@ -30,11 +31,12 @@ def write_digits(directory, count=64, side=28, labels=True, test_side=None):
 
 def write_run_record(run_dir, image_shape=(28, 28, 1), **config):
     """The config.json of an earlier run that finished an epoch, as `training.train` writes it,
-    and the commit point of that epoch's backup."""
+    and the commit point of that epoch's backup: the default model unless `config` says
+    otherwise."""
     run_dir.mkdir(parents=True)
     record = {
         "config": {
-            "latent_dims": [2, 2, 4],
+            "latent_dims": list(TrainConfig().latent_dims),
             "base_filters": 32,
             "level_input": "modulated",
             **config,
@@ -228,7 +230,7 @@ CASES = {
     "resume with other latent sizes": (
         lambda tmp: [
             "--run-dir",
-            str(write_run_record(tmp / "run")),
+            str(write_run_record(tmp / "run", latent_dims=[2, 2, 4])),
             "--latent-dims",
             "4,4",
         ],
