@@ -21,9 +21,14 @@ from ladder_vae.errors import ConfigError
 # window, `losses.SSIM_FILTER_SIZE` (a test checks that the two agree; losses imports TensorFlow).
 MIN_IMAGE_SIDE = 7
 # Settings that shape the model's weights: a run can only be resumed with the same values.
-# What a resumed run must keep: its architecture, which its checkpoints are of, and whether it
-# pays a KL term, which decides the columns of its history.csv.
-RESUME_FIELDS = ("latent_dims", "base_filters", "level_input", "level_kl_weights")
+# What a resumed run must keep: its architecture, which its checkpoints are of; whether it
+# pays a KL term, which decides the columns of its history.csv; and the weights of its loss,
+# whose values early stopping and the learning-rate schedule compare across epochs (so that
+# a resume after a change of the defaults cannot change a run's objective unnoticed).
+RESUME_FIELDS = (
+    "latent_dims", "base_filters", "level_input", "level_kl_weights",
+    "mmd_weight", "ssim_weight", "reconstruction_sigma",
+)
 # What a run recorded before a flag existed was built with: every model before `--level-input`
 # was concatenated (as `LadderVAE.from_config` reads such a model), none paid a KL term.
 VALUE_BEFORE_THE_FLAG = {"level_input": "concatenated", "level_kl_weights": None}
@@ -163,6 +168,9 @@ def check_resume(config, data):
             "same data to resume it, or another --run-dir"
         )
     _check_same_images(config, data, recorded.get("data"), path)
+    # Every differing setting in the one line, so that a run started under other defaults
+    # takes one corrected command, not one per flag.
+    given_values, saved_values = [], []
     for field in RESUME_FIELDS:
         if field not in saved_config and field not in VALUE_BEFORE_THE_FLAG:
             continue
@@ -170,10 +178,15 @@ def check_resume(config, data):
         saved = _flag_value(flag, saved_config.get(field, VALUE_BEFORE_THE_FLAG.get(field)))
         given = _flag_value(flag, getattr(config, field))
         if saved != given:
-            raise ConfigError(
-                f"{given}: the run in --run-dir {config.run_dir} was started with {saved} "
-                f"({path}); pass the same value to resume it, or another --run-dir"
-            )
+            given_values.append(given)
+            saved_values.append(saved)
+    if given_values:
+        plural = "s" if len(given_values) > 1 else ""
+        raise ConfigError(
+            f"{', '.join(given_values)}: the run in --run-dir {config.run_dir} was started with "
+            f"{', '.join(saved_values)} ({path}); pass the same value{plural} to resume it, or "
+            "another --run-dir"
+        )
 
 
 def _flag_value(flag, value):
@@ -183,6 +196,8 @@ def _flag_value(flag, value):
         return f"no {flag}"
     if isinstance(value, (list, tuple)):
         value = ",".join(f"{part:g}" if isinstance(part, float) else str(part) for part in value)
+    elif isinstance(value, float):
+        value = f"{value:g}"
     return f"{flag} {value}"
 
 

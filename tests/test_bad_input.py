@@ -236,6 +236,30 @@ CASES = {
         ],
         ["--latent-dims 4,4: the run in --run-dir {tmp}/run was started with --latent-dims 2,2,4"],
     ),
+    "resume under another default MMD weight": (
+        lambda tmp: ["--run-dir", str(write_run_record(tmp / "run", mmd_weight=30.0))],
+        ["--mmd-weight 10: the run in --run-dir {tmp}/run was started with --mmd-weight 30"],
+    ),
+    "resume a run of earlier defaults": (
+        lambda tmp: [
+            "--run-dir",
+            str(write_run_record(tmp / "run", latent_dims=[2, 2, 4], mmd_weight=30.0)),
+        ],
+        [
+            "--latent-dims 3,1,6, --mmd-weight 10: the run in --run-dir {tmp}/run was started "
+            "with --latent-dims 2,2,4, --mmd-weight 30 ({tmp}/run/config.json); pass the same "
+            "values to resume it"
+        ],
+    ),
+    "resume with another SSIM weight": (
+        lambda tmp: [
+            "--run-dir",
+            str(write_run_record(tmp / "run", ssim_weight=10.0)),
+            "--ssim-weight",
+            "0",
+        ],
+        ["--ssim-weight 0: the run in --run-dir {tmp}/run was started with --ssim-weight 10"],
+    ),
     "resume with another level input": (
         lambda tmp: [
             "--run-dir",
