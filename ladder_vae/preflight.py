@@ -20,11 +20,10 @@ from ladder_vae.errors import ConfigError
 # The smallest image side the model takes: tf.image.ssim needs images at least as large as its
 # window, `losses.SSIM_FILTER_SIZE` (a test checks that the two agree; losses imports TensorFlow).
 MIN_IMAGE_SIDE = 7
-# Settings that shape the model's weights: a run can only be resumed with the same values.
-# What a resumed run must keep: its architecture, which its checkpoints are of; whether it
-# pays a KL term, which decides the columns of its history.csv; and the weights of its loss,
-# whose values early stopping and the learning-rate schedule compare across epochs (so that
-# a resume after a change of the defaults cannot change a run's objective unnoticed).
+# What a resumed run must keep, as its record has it: its architecture, which its checkpoints
+# are of; whether it pays a KL term, which decides the columns of its history.csv; and the
+# weights of its loss, whose values early stopping and the learning-rate schedule compare
+# across epochs (so that a change of the defaults cannot change a run's objective unnoticed).
 RESUME_FIELDS = (
     "latent_dims", "base_filters", "level_input", "level_kl_weights",
     "mmd_weight", "ssim_weight", "reconstruction_sigma",
