@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from ladder_vae import hyperparameters
 from ladder_vae.cli import OneLineArgumentParser
 from ladder_vae.config import TrainConfig
 from ladder_vae.run_dir import RunDir
@@ -117,7 +118,7 @@ def parse_args(argv=None):
     )
     model.add_argument(
         "--level-input",
-        choices=["modulated", "concatenated"],
+        choices=list(hyperparameters.LEVEL_INPUTS),
         default=DEFAULTS.level_input,
         help="how a level below the top enters the decoder: 'modulated' scales and shifts the "
         "channels of its decoder block (each level keeps its own kind of factor), "

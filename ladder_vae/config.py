@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 
+from ladder_vae import hyperparameters
 from ladder_vae.atomic import atomic_path
 from ladder_vae.errors import ConfigError
 
@@ -22,8 +23,8 @@ EMPTY_PATH_ADVICE = {
 class TrainConfig:
     """Every setting of a training run; `train.py`'s flags map one to one onto these fields.
 
-    Defaults are what measured best on MNIST for the hierarchy and for sample quality (README
-    "Choices"): three ladder levels of 3, 1 and 6 dimensions, lowest first, and MMD weight 10.
+    The model's defaults are those of `ladder_vae.hyperparameters`, what measured best on MNIST
+    (README "Choices").
     """
 
     dataset: str = "mnist"
@@ -33,14 +34,14 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 64
     learning_rate: float = 1e-3
-    latent_dims: tuple = (3, 1, 6)
-    base_filters: int = 32
-    reconstruction_sigma: float = 1.0
-    mmd_weight: float = 10.0
-    ssim_weight: float = 10.0
-    mmd_per_level: bool = False
-    level_input: str = "modulated"
-    level_resample: float = 0.0
+    latent_dims: tuple = hyperparameters.LATENT_DIMS
+    base_filters: int = hyperparameters.BASE_FILTERS
+    reconstruction_sigma: float = hyperparameters.RECONSTRUCTION_SIGMA
+    mmd_weight: float = hyperparameters.MMD_WEIGHT
+    ssim_weight: float = hyperparameters.SSIM_WEIGHT
+    mmd_per_level: bool = hyperparameters.MMD_PER_LEVEL
+    level_input: str = hyperparameters.LEVEL_INPUT
+    level_resample: float = hyperparameters.LEVEL_RESAMPLE
     # None: no KL term; else one weight per level, lowest first.
     level_kl_weights: tuple = None
     seed: int = 0
@@ -140,7 +141,7 @@ class TrainConfig:
                 f"({len(dims)} from --latent-dims {','.join(map(str, dims))}). "
                 f"Received: {','.join(map(_number, weights))}"
             )
-        if self.level_input not in ("modulated", "concatenated"):
+        if self.level_input not in hyperparameters.LEVEL_INPUTS:
             raise ConfigError(
                 "--level-input must be 'modulated' or 'concatenated'. "
                 f"Received: {self.level_input!r}"

@@ -5,15 +5,12 @@ import math
 import keras
 import tensorflow as tf
 
-from ladder_vae import blocks, model_size
+from ladder_vae import blocks, hyperparameters, model_size
 from ladder_vae.distribute.replicas import draw_rows
 from ladder_vae.objective import LadderObjective
 
 # The smallest posterior standard deviation, so that log-densities and gradients stay finite.
 MIN_SCALE = 1e-4
-
-# How the code of a level below the top enters the decoder (`level_input`).
-LEVEL_INPUTS = ("modulated", "concatenated")
 
 
 @keras.saving.register_keras_serializable(package="ladder_vae")
@@ -67,14 +64,14 @@ class LadderVAE(LadderObjective, keras.Model):
     def __init__(
         self,
         image_shape=(28, 28, 1),
-        latent_dims=(3, 1, 6),
-        base_filters=32,
-        reconstruction_sigma=1.0,
-        mmd_weight=10.0,
-        ssim_weight=10.0,
-        mmd_per_level=False,
-        level_input="modulated",
-        level_resample=0.0,
+        latent_dims=hyperparameters.LATENT_DIMS,
+        base_filters=hyperparameters.BASE_FILTERS,
+        reconstruction_sigma=hyperparameters.RECONSTRUCTION_SIGMA,
+        mmd_weight=hyperparameters.MMD_WEIGHT,
+        ssim_weight=hyperparameters.SSIM_WEIGHT,
+        mmd_per_level=hyperparameters.MMD_PER_LEVEL,
+        level_input=hyperparameters.LEVEL_INPUT,
+        level_resample=hyperparameters.LEVEL_RESAMPLE,
         level_kl_weights=None,
         seed=None,
         **kwargs,
@@ -92,9 +89,9 @@ class LadderVAE(LadderObjective, keras.Model):
                 "`latent_dims` must list at least one positive size per level. "
                 f"Received: latent_dims={latent_dims}"
             )
-        if level_input not in LEVEL_INPUTS:
+        if level_input not in hyperparameters.LEVEL_INPUTS:
             raise ValueError(
-                f"`level_input` must be one of {LEVEL_INPUTS}. "
+                f"`level_input` must be one of {hyperparameters.LEVEL_INPUTS}. "
                 f"Received: level_input={level_input!r}"
             )
         self.image_shape = image_shape

@@ -2,8 +2,10 @@ import keras
 import numpy as np
 import pytest
 
+from ladder_vae.config import TrainConfig
+from ladder_vae.hyperparameters import LEVEL_INPUTS
 from ladder_vae.layers import ModulatedConv
-from ladder_vae.model import LEVEL_INPUTS, LadderVAE
+from ladder_vae.model import LadderVAE
 from tests import ssim_reference
 
 SMALL = dict(base_filters=8, seed=1)
@@ -97,6 +99,17 @@ def test_loss_terms_compare_the_images_with_their_reconstructions(digit_batch):
     assert terms["ssim_loss"] == pytest.approx(1.0 - mean_ssim, abs=1e-4)
     expected = terms["reconstruction"] + 3.0 * terms["mmd"] + 2.0 * (1.0 - mean_ssim)
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_default_model_is_the_one_train_py_trains():
+    """`LadderVAE()` and a run without model flags build the same model, so that what README
+    measures for `python train.py` holds for the class used on its own."""
+    config = TrainConfig()
+    built_by_train_py = LadderVAE(**config.model_kwargs((28, 28, 1))).get_config()
+    built_alone = LadderVAE(seed=config.seed).get_config()
+    for model_config in (built_by_train_py, built_alone):
+        del model_config["name"]  # unique per instance
+    assert built_alone == built_by_train_py
 
 
 def test_config_round_trip():

@@ -6,7 +6,8 @@ import pytest
 from ladder_vae import model_size, preflight
 from ladder_vae.config import TrainConfig
 from ladder_vae.errors import ConfigError
-from ladder_vae.model import LEVEL_INPUTS, LadderVAE
+from ladder_vae.hyperparameters import LEVEL_INPUTS
+from ladder_vae.model import LadderVAE
 
 
 @pytest.mark.parametrize("level_input", LEVEL_INPUTS)
