@@ -14,7 +14,15 @@ from PIL import Image
 from ladder_vae.evaluation import classifier as classifier_lib
 from ladder_vae import data as data_lib
 from ladder_vae.config import write_json
-from ladder_vae.evaluation import compare, figures, loading, metric_keys, metrics, numpy_vae
+from ladder_vae.evaluation import (
+    compare,
+    figures,
+    hierarchy,
+    loading,
+    metric_keys,
+    metrics,
+    numpy_vae,
+)
 from ladder_vae.evaluation.loading import EvaluationError
 from ladder_vae.evaluation.run import evaluate_run
 from ladder_vae.model import LadderVAE
@@ -379,6 +387,14 @@ def test_evaluate_run_computes_each_metric_from_the_right_inputs(
 ):
     run_dir = make_run(str(tmp_path / "run"))
     monkeypatch.setattr(numpy_vae, "load_vae", lambda path: KnownVAE())
+    top_codes_given = []
+    measure = hierarchy.level_factor_shares
+
+    def measure_and_record(*args, top_codes=None, **kwargs):
+        top_codes_given.append(top_codes)
+        return measure(*args, top_codes=top_codes, **kwargs)
+
+    monkeypatch.setattr(hierarchy, "level_factor_shares", measure_and_record)
     results, _ = evaluate_run(run_dir, num_samples=NUM_SAMPLES, classifier=tiny_classifier)
 
     # The decoder draws one image whatever the code, so no attribute varies and no share of it
@@ -395,6 +411,9 @@ def test_evaluate_run_computes_each_metric_from_the_right_inputs(
     test_images = bundled_digits.val_images.astype(np.float64) / 255.0
     edges = np.broadcast_to(STEP_EDGE, test_images.shape)
     codes = np.stack([known_code(image) for image in test_images.astype(np.float32)])
+    # The hierarchy is measured from prior draws, then with the top level of the test digits.
+    assert len(top_codes_given) == 2 and top_codes_given[0] is None
+    np.testing.assert_array_equal(top_codes_given[1], codes[:, 2:])
 
     # Reconstructions are the step edge: their errors and SSIM against the test digits.
     assert results["test_mse"] == pytest.approx(np.mean((test_images - edges) ** 2), rel=1e-6)

@@ -312,9 +312,9 @@ def test_metrics_are_flat_named_numbers(known_result):
     assert values["level_2_share_slant"] == known_result.share(2, "slant")
 
 
-def test_clear_class_changes_leave_out_the_ambiguous_base_images():
-    """Level 1 decides the class only where the top code is near the border (|z_2| < 0.5), and
-    there the classifier is unsure: every change level 1 makes is at an ambiguous image."""
+def border_model():
+    """(decode, classify, confidence) of a two-level model whose level 1 decides the class only
+    where the top code is near the border (|z_2| < 0.5), where the classifier is unsure."""
 
     def decode(codes):
         images = np.zeros((len(codes), 8, 8, 1), np.float32)
@@ -334,6 +334,12 @@ def test_clear_class_changes_leave_out_the_ambiguous_base_images():
         top, _ = top_and_bottom(images)
         return np.where(np.abs(top) >= 0.5, 0.99, 0.6)
 
+    return decode, classify, confidence
+
+
+def test_clear_class_changes_leave_out_the_ambiguous_base_images():
+    """Every change level 1 makes is at an ambiguous image (`border_model`)."""
+    decode, classify, confidence = border_model()
     result = hierarchy.level_factor_shares(
         decode, (1, 1), classify, num_codes=2000, redraws=4, seed=0, confidence=confidence
     )
@@ -354,6 +360,29 @@ def test_clear_class_changes_leave_out_the_ambiguous_base_images():
     )
     assert unsure.clear_class_change_rates is None and unsure.clear_base_fraction == 0.0
     assert "level_1_clear_class_change_rate" not in unsure.metrics()
+
+
+def test_top_codes_of_real_digits_replace_the_prior_draws_of_the_top_level():
+    """Base codes whose top level comes from `top_codes` are as clear as those codes are."""
+    decode, classify, confidence = border_model()
+
+    def measure(top_codes):
+        return hierarchy.level_factor_shares(
+            decode, (1, 1), classify, num_codes=400, redraws=4, seed=0, confidence=confidence,
+            top_codes=np.array(top_codes, np.float32)[:, None],
+        )
+
+    # Far from the border: level 1 never changes the class, and every base image is clear.
+    far = measure([-2.0, 1.5, 3.0])
+    assert far.class_change_rates[0] == 0.0 and far.clear_base_fraction == 1.0
+    # At the border: level 1 decides the class, so a redraw changes it half of the time.
+    near = measure([0.1, -0.2])
+    assert near.clear_base_fraction == 0.0
+    assert near.class_change_rates[0] == pytest.approx(0.5, abs=0.05)
+    # The top level's redraws still come from the prior.
+    assert far.class_change_rates[1] > 0.1
+    with pytest.raises(ValueError, match="top_codes"):
+        measure([[1.0, 2.0]])
 
 
 def test_a_constant_classifier_leaves_identity_undefined(prototypes):

@@ -26,6 +26,13 @@ A redraw that changes the predicted class of an ambiguous image (a 9 whose loop 
 opens into a 7) is a different thing from one that redraws a clear digit, and the plain class
 change rate counts both. Given the classifier's confidence, the rate is also reported over the
 base images the classifier is sure of (`CLEAR_CONFIDENCE`), which separates the two.
+
+Most ambiguous base images come from the top level's prior draw, not from the level redrawn: a
+model trained with MMD has an almost deterministic encoder, its top codes fill N(0, I) only
+in part, and a prior draw between them decodes to a digit halfway between classes. Given the
+top-level codes of real digits (`top_codes`), the base codes take their top level from those
+instead, which measures what the lower levels do to the model's digits apart from what the
+prior's empty regions do.
 """
 
 import dataclasses
@@ -153,6 +160,7 @@ def level_factor_shares(
     seed=0,
     batch_size=500,
     confidence=None,
+    top_codes=None,
 ):
     """How much of each image attribute, and of the digit's identity, each latent level moves.
 
@@ -177,6 +185,10 @@ def level_factor_shares(
         confidence: function from images [n, H, W, C] to the probability [n] the classifier
             gives its predicted class, or None; given, the class change rates are also
             measured over the clear base images alone. Called on the base images only.
+        top_codes: float array [m, latent_dims[-1]], or None for prior draws. Given (the top
+            level's posterior means of real digits), each base code's top level is one of these
+            rows, drawn without replacement while there are enough; the lower levels' parts
+            and all redraws still come from the prior.
 
     Returns:
         A `HierarchyResult`.
@@ -203,6 +215,17 @@ def level_factor_shares(
     # number of levels measured before them.
     base_rng, independent_rng = (np.random.default_rng([seed, use]) for use in range(2))
     base_codes = base_rng.standard_normal((num_codes, total_dim)).astype(np.float32)
+    if top_codes is not None:
+        top_codes = np.asarray(top_codes, np.float32)
+        if top_codes.ndim != 2 or top_codes.shape[1] != latent_dims[-1] or not len(top_codes):
+            raise ValueError(
+                f"`top_codes` must be codes [n, {latent_dims[-1]}] of the top level. "
+                f"Received shape: {top_codes.shape}"
+            )
+        rows = np.random.default_rng([seed, 2 + num_levels]).choice(
+            len(top_codes), num_codes, replace=len(top_codes) < num_codes
+        )
+        base_codes[:, offsets[-2] :] = top_codes[rows]
     independent_codes = independent_rng.standard_normal((group_size, total_dim)).astype(
         np.float32
     )

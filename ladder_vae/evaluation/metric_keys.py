@@ -105,6 +105,18 @@ METRICS = (
         "classifier gives at least 0.9",
     ),
     (
+        "level_{i}_data_top_class_change_rate",
+        "",
+        "level_{i}_class_change_rate with each base code's top level taken from a test digit "
+        "(its posterior mean) instead of the prior: without the ambiguous digits that prior "
+        "draws between the top level's codes make",
+    ),
+    (
+        "data_top_clear_base_fraction",
+        "",
+        "clear_base_fraction of those base images (top level from test digits)",
+    ),
+    (
         "hierarchy_summary",
         "higher",
         "identity share of the top level minus the largest identity share of any other level: "

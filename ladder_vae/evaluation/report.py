@@ -107,6 +107,22 @@ def _hierarchy_section(metrics, num_levels, settings):
         ]
     if "clear_base_fraction" in metrics:
         lines += [f"{metrics['clear_base_fraction']:.0%} of the base images are clear digits.", ""]
+    data_top = [
+        metrics.get(f"level_{level}_data_top_class_change_rate")
+        for level in range(1, num_levels + 1)
+    ]
+    if None not in data_top:
+        clear = metrics.get("data_top_clear_base_fraction")
+        lines += [
+            "With each base code's top level taken from a test digit instead of the prior, "
+            "redraws change the class "
+            + " / ".join(f"{rate:.1%}" for rate in data_top)
+            + f" of the time (levels 1 to {num_levels})"
+            + ("" if clear is None else f", and {clear:.0%} of the base images are clear")
+            + ": the difference from the class changes above is what prior draws of the top "
+            "level between the codes of real digits add.",
+            "",
+        ]
     return lines
 
 

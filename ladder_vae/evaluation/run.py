@@ -153,6 +153,18 @@ def evaluate_run(
             confidence=lambda images: np.max(apply_classifier(images, batch_size)[1], axis=1),
         )
         results.update(level_factors.metrics())
+        at_data_top = hierarchy.level_factor_shares(
+            lambda codes: vae.decode(codes, batch_size),
+            vae.latent_dims,
+            lambda images: np.argmax(apply_classifier(images, batch_size)[1], axis=1),
+            num_codes=hierarchy_codes,
+            redraws=hierarchy_redraws,
+            seed=seed,
+            batch_size=batch_size,
+            confidence=lambda images: np.max(apply_classifier(images, batch_size)[1], axis=1),
+            top_codes=vae.split_levels(means)[-1],
+        )
+        results.update(_data_top_metrics(at_data_top))
     with timer.stage("figures"):
         history = loading.read_history(run_dir)
         written = [
@@ -269,6 +281,18 @@ def _hierarchy_figure(out_dir, level_factors):
 def _loss_figure(out_dir, history):
     figures.loss_curves(history, os.path.join(out_dir, LOSS_CURVES_FILE))
     return LOSS_CURVES_FILE, "loss curves (history.csv)"
+
+
+def _data_top_metrics(level_factors):
+    """The class change rates of the measure whose base codes take their top level from the
+    test digits (`level_{i}_data_top_class_change_rate`, `data_top_clear_base_fraction`)."""
+    results = {
+        f"level_{level}_data_top_class_change_rate": float(rate)
+        for level, rate in enumerate(level_factors.class_change_rates, start=1)
+    }
+    if level_factors.clear_base_fraction is not None:
+        results["data_top_clear_base_fraction"] = level_factors.clear_base_fraction
+    return results
 
 
 def _hierarchy_info(level_factors):
