@@ -138,6 +138,17 @@ def test_levels_are_labelled_with_what_they_control_most():
         "mostly identity, ink",
         "not measured",
     ]
+    # With the rates around real digits (below the top level only: the top's redraw replaces
+    # the real digit's code).
+    metrics.update(
+        level_1_class_change_rate=0.1, level_1_data_top_class_change_rate=0.04,
+        level_3_class_change_rate=0.9, level_3_data_top_class_change_rate=0.9,
+    )
+    labels = codes.level_labels(metrics, 3)
+    assert labels[0] == (
+        "mostly thickness, ink; changes the class 10% of the time (4% around a real digit)"
+    )
+    assert labels[2] == "mostly identity, ink; changes the class 90% of the time"
 
 
 @pytest.mark.parametrize("metrics", [None, {}, {"test_mse": 0.1, "level_1_dims": 2}])

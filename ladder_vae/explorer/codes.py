@@ -92,9 +92,11 @@ def read_metrics(run_dir):
 def level_labels(metrics, num_levels):
     """What each level controls most, from the shares that `evaluate.py` measured.
 
-    Reads every `level_{i}_share_<attribute>` key (i = 1 is the lowest level) and
-    `level_{i}_class_change_rate`. Returns one string per level, e.g. "mostly thickness, ink;
-    changes the class 4% of the time", or None when `metrics` has no share of any level.
+    Reads every `level_{i}_share_<attribute>` key (i = 1 is the lowest level),
+    `level_{i}_class_change_rate` and, below the top, `level_{i}_data_top_class_change_rate`
+    (the rate around real digits, which a page that starts from an encoded test digit shows).
+    Returns one string per level, e.g. "mostly thickness, ink; changes the class 10% of the time
+    (4% around a real digit)", or None when `metrics` has no share of any level.
     """
     shares = [dict() for _ in range(num_levels)]
     for key, value in (metrics or {}).items():
@@ -116,8 +118,24 @@ def level_labels(metrics, num_levels):
             parts.append(
                 "mostly " + ", ".join(names[:LABEL_MAX_NAMES]) if names else "no measured effect"
             )
-        rate = (metrics or {}).get(f"level_{level}_class_change_rate")
-        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate):
-            parts.append(f"changes the class {rate:.0%} of the time")
+        rate = _finite_metric(metrics, f"level_{level}_class_change_rate")
+        if rate is not None:
+            around_data = _finite_metric(metrics, f"level_{level}_data_top_class_change_rate")
+            parts.append(
+                f"changes the class {rate:.0%} of the time"
+                + (
+                    f" ({around_data:.0%} around a real digit)"
+                    if around_data is not None and level < num_levels
+                    else ""
+                )
+            )
         labels.append("; ".join(parts) if parts else "not measured")
     return labels
+
+
+def _finite_metric(metrics, key):
+    """metrics[key] when it is a finite number, else None."""
+    value = (metrics or {}).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
