@@ -15,6 +15,9 @@ from ladder_vae.atomic import atomic_path
 from ladder_vae.errors import ConfigError
 
 MODEL_CLASS = "LadderVAE"
+# The member of a `.keras` archive that holds the weights (HDF5; optimizer state under
+# "optimizer").
+WEIGHTS_FILE = "model.weights.h5"
 # What evaluation and the explorer call on an exported model (see `ladder_vae.export`).
 SAVED_MODEL_ENDPOINTS = ("encode", "decode", "latent_dims")
 
@@ -61,7 +64,50 @@ def load_model(path):
         raise ModelFileError(f"{path}: cannot load the model ({_first_line(error)})") from None
     if not isinstance(model, LadderVAE):
         raise ModelFileError(f"{path}: holds a {type(model).__name__}, not a {MODEL_CLASS}")
+    _check_every_weight_used(path, model)
     return model
+
+
+def _check_every_weight_used(path, model):
+    """Raises `ModelFileError` unless the archive at `path` holds as many model weights as
+    `model`, which Keras rebuilt from the archive's config, has.
+
+    Keras fills each layer of the rebuilt model from the archive and passes over whatever else
+    the archive holds. A file saved by other code whose decoder has one more layer (an earlier or
+    later version of this one, a prototype) therefore loads without a word, and decodes noise
+    because the layer it was trained with is not run.
+    """
+    import h5py  # A Keras dependency; Keras writes the weights in HDF5.
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(WEIGHTS_FILE) as file:
+            with h5py.File(file, "r") as weights:
+                saved = _count_datasets(weights, skip=("optimizer",))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ModelFileError(
+            f"{path}: cannot read its weights ({_first_line(error)})"
+        ) from None
+    if saved != len(model.weights):
+        raise ModelFileError(
+            f"{path}: holds {saved} model weights, but the {MODEL_CLASS} its config describes "
+            f"has {len(model.weights)}: it was saved by other code than this version of "
+            "ladder_vae (another decoder, say); load it with the code that trained it"
+        )
+
+
+def _count_datasets(group, skip=()):
+    """The HDF5 datasets (one per variable) under `group`, leaving out its members `skip`."""
+    import h5py
+
+    count = 0
+    for name, member in group.items():
+        if name in skip:
+            continue
+        if isinstance(member, h5py.Dataset):
+            count += 1
+        else:
+            count += _count_datasets(member)
+    return count
 
 
 def load_saved_model(path):

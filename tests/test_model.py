@@ -1,7 +1,12 @@
+import io
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
 
+from ladder_vae import saving
 from ladder_vae.config import TrainConfig
 from ladder_vae.hyperparameters import LEVEL_INPUTS
 from ladder_vae.layers import ModulatedConv
@@ -234,6 +239,35 @@ def test_keras_save_and_load_give_identical_outputs(tmp_path, digit_batch, level
         atol=1e-6,
     )
     restored.train_on_batch(digit_batch)  # The optimizer came back too: training goes on.
+
+
+def test_a_file_with_weights_the_model_does_not_run_is_refused(tmp_path, digit_batch):
+    """A file saved by code whose decoder has one more layer: Keras would load the layers its
+    config names and pass over the extra one, and the model would decode noise."""
+    model = LadderVAE(**SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.train_on_batch(digit_batch)  # The file then holds optimizer state too.
+    path = str(tmp_path / "model.keras")
+    saving.save_model_atomically(model, path)
+    assert isinstance(saving.load_model(path), LadderVAE)
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = io.BytesIO(members[saving.WEIGHTS_FILE])
+    with h5py.File(weights, "a") as file:
+        file.create_dataset("layers/modulated_conv_9/convolution/vars/0", data=np.zeros((3, 3)))
+    members[saving.WEIGHTS_FILE] = weights.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    expected = len(model.weights)
+    with pytest.raises(saving.ModelFileError) as error:
+        saving.load_model(path)
+    assert str(error.value) == (
+        f"{path}: holds {expected + 1} model weights, but the LadderVAE its config describes "
+        f"has {expected}: it was saved by other code than this version of ladder_vae (another "
+        "decoder, say); load it with the code that trained it"
+    )
 
 
 def test_levels_of_equal_size_get_independent_noise():
