@@ -6,6 +6,7 @@ what each level controls (`hierarchy`), and the figures.
 """
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -142,7 +143,8 @@ def evaluate_run(
         results["num_test_images"] = int(len(test_images))
         results["num_samples"] = int(num_samples)
     with timer.stage("what each level controls"):
-        level_factors = hierarchy.level_factor_shares(
+        measure_levels = functools.partial(
+            hierarchy.level_factor_shares,
             lambda codes: vae.decode(codes, batch_size),
             vae.latent_dims,
             lambda images: np.argmax(apply_classifier(images, batch_size)[1], axis=1),
@@ -152,18 +154,9 @@ def evaluate_run(
             batch_size=batch_size,
             confidence=lambda images: np.max(apply_classifier(images, batch_size)[1], axis=1),
         )
+        level_factors = measure_levels()
         results.update(level_factors.metrics())
-        at_data_top = hierarchy.level_factor_shares(
-            lambda codes: vae.decode(codes, batch_size),
-            vae.latent_dims,
-            lambda images: np.argmax(apply_classifier(images, batch_size)[1], axis=1),
-            num_codes=hierarchy_codes,
-            redraws=hierarchy_redraws,
-            seed=seed,
-            batch_size=batch_size,
-            confidence=lambda images: np.max(apply_classifier(images, batch_size)[1], axis=1),
-            top_codes=vae.split_levels(means)[-1],
-        )
+        at_data_top = measure_levels(top_codes=vae.split_levels(means)[-1])
         results.update(_data_top_metrics(at_data_top))
     with timer.stage("figures"):
         history = loading.read_history(run_dir)
