@@ -120,8 +120,9 @@ def parse_args(argv=None):
         "--level-input",
         choices=list(hyperparameters.LEVEL_INPUTS),
         default=DEFAULTS.level_input,
-        help="how a level below the top enters the decoder: 'modulated' scales and shifts the "
-        "channels of its decoder block (each level keeps its own kind of factor), "
+        help="how a level below the top enters the decoder: 'modulated-fj' scales and shifts "
+        "the channels of f_j, the decoder stage at the resolution of h_j (each level keeps its "
+        "own kind of factor), 'modulated' those of the stage one resolution lower, "
         "'concatenated' adds a feature map projected from the code, as in the official VLAE "
         "code (default: %(default)s)",
     )

@@ -48,6 +48,10 @@ def decoder_layers(level_filters, feature_sizes, channels, level_input):
     "concatenated" (and any model of one level): latent_projections[j] maps z_{j+1} to a feature
     map, decoder_blocks[j] is f_{j+1} (a Sequential) and output_block is f_0, the upsampling to
     the image of `channels` channels.
+    "modulated-fj": one projection, of z_L; decoder_blocks[j - 1] is f_j for j < L, a list
+    [modulated upsampling to feature_sizes[j], crop, modulated convolution], modulated by z_j;
+    decoder_blocks[L - 1] is f_L (a Sequential) and output_block f_0, as in the concatenated
+    decoder: the image's own resolution takes no code.
     "modulated": one projection, of z_L; decoder_blocks[k - 1] upsamples to feature_sizes[k], as
     in the concatenated decoder. The last two blocks are plain Sequentials, f_L and the stage
     under the top, drawn from z_L alone; each block below them, and output_block, is a list
@@ -55,6 +59,14 @@ def decoder_layers(level_filters, feature_sizes, channels, level_input):
     output_block], modulated by z_{k+1} (see `_modulated_block`).
     """
     top = len(level_filters) - 1
+    if level_input == "modulated-fj" and top > 0:
+        latent_projections = [_latent_projection(top, level_filters, feature_sizes)]
+        decoder_blocks = [
+            _modulated_block(stage, level_filters, feature_sizes, channels)
+            for stage in range(1, top + 1)
+        ] + [_decoder_block(top, level_filters, feature_sizes)]
+        output_block = _output_block(level_filters, feature_sizes, channels)
+        return latent_projections, decoder_blocks, output_block
     if level_input == "modulated" and top > 0:
         latent_projections = [_latent_projection(top, level_filters, feature_sizes)]
         decoder_blocks = [
@@ -133,8 +145,9 @@ def _decoder_block(level, level_filters, feature_sizes):
 
 
 def _modulated_block(stage, level_filters, feature_sizes, channels):
-    """Under "modulated", the upsampling to the resolution of h_stage (the image for 0),
-    modulated by z_{stage+1}: the resolution that g_{stage+1} reads z_{stage+1} from.
+    """The upsampling to the resolution of h_stage (the image for 0), modulated by a code:
+    under "modulated" by z_{stage+1}, at the resolution that g_{stage+1} reads z_{stage+1} from;
+    under "modulated-fj" (stage >= 1) by z_stage, as f_stage, at the resolution of h_stage.
 
     Returns the layers in order: a modulated upsampling, its crop, then a modulated
     convolution (stage >= 1) or the output convolution (stage 0).

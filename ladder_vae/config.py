@@ -143,7 +143,8 @@ class TrainConfig:
             )
         if self.level_input not in hyperparameters.LEVEL_INPUTS:
             raise ConfigError(
-                "--level-input must be 'modulated' or 'concatenated'. "
+                "--level-input must be one of "
+                f"{', '.join(repr(name) for name in hyperparameters.LEVEL_INPUTS)}. "
                 f"Received: {self.level_input!r}"
             )
         if self.strategy not in ("default", "mirrored", "multiworker"):

@@ -7,7 +7,7 @@ TensorFlow, so that `train.py` can print its help and reject bad flags before im
 """
 
 # How the code of a level below the top enters the decoder (see `LadderVAE`).
-LEVEL_INPUTS = ("modulated", "concatenated")
+LEVEL_INPUTS = ("modulated-fj", "modulated", "concatenated")
 
 LATENT_DIMS = (3, 1, 6)
 BASE_FILTERS = 32

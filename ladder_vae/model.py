@@ -26,11 +26,16 @@ class LadderVAE(LadderObjective, keras.Model):
     Each f_j mirrors g_j with a transposed convolution. The top code z_L enters through a dense
     projection to the feature map of h_L: it lays out the digit. A lower code z_j enters f_j by
     `level_input`:
-    - "modulated" (default): z_j scales and shifts every channel (`ModulatedConv`, FiLM) of the
-      upsampling into the resolution of h_{j-1}, the input g_j reads z_j's evidence from (z_1
-      at the image's resolution), the same at every position. It can restyle the strokes that
-      the levels above drew but cannot draw new ones, so identity stays at the top and the
-      lowest level takes stroke thickness. The stage under the top is drawn from z_L alone.
+    - "modulated-fj": z_j scales and shifts every channel (`ModulatedConv`, FiLM) of
+      both layers of f_j, the upsampling into the resolution of h_j and the convolution there,
+      the same at every position; f_0, the upsampling to the image, takes no code, as in the
+      paper's x_mean = f_0(z~_1). A code that restyles features can change how every stroke is
+      drawn but cannot draw new ones, so identity stays at the top; the bottom level, one
+      stage from the pixels, takes stroke thickness (docs/hierarchy.md, "modulated-fj").
+    - "modulated" (default): the same modulation one stage lower, in the upsampling into the
+      resolution of h_{j-1}, the input g_j reads z_j's evidence from (z_1 at the image's
+      resolution); the stage under the top is drawn from z_L alone. Where stroke thickness
+      lands varies with the seed (the bottom or the middle level).
     - "concatenated": z_j goes through a dense projection to a feature map that is concatenated
       with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
       whole digit from z_j, so the levels share identity.
@@ -50,7 +55,7 @@ class LadderVAE(LadderObjective, keras.Model):
         mmd_per_level: one MMD per level (True, as the official VLAE code) or one over the
             concatenated code (False, the default: it also asks the levels to be independent,
             as under the factorised prior, and measured better; see README "Choices").
-        level_input: "modulated" or "concatenated", see above.
+        level_input: "modulated-fj", "modulated" or "concatenated", see above.
         level_resample: probability with which, in each training step, each image's code of
             each level below the top is replaced by a fresh prior draw before decoding (see
             `resample_levels`); 0 turns it off.
@@ -187,6 +192,12 @@ class LadderVAE(LadderObjective, keras.Model):
         features = self.decoder_blocks[top](
             self.latent_projections[-1](codes[top], training=training), training=training
         )
+        if self.level_input == "modulated-fj" and top > 0:
+            for level in reversed(range(top)):
+                upsample, crop, convolution = self.decoder_blocks[level]
+                features = crop(upsample(features, codes[level], training=training))
+                features = convolution(features, codes[level], training=training)
+            return self.output_block(features, training=training)
         if self.level_input == "concatenated" or top == 0:
             for level in reversed(range(top)):
                 projected = self.latent_projections[level](codes[level], training=training)

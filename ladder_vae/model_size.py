@@ -51,6 +51,7 @@ def parameter_counts(image_shape, latent_dims, base_filters, level_input="modula
     sizes = feature_sizes(image_shape, num_levels)
     filters = [base_filters * 2**level for level in range(num_levels)]
     modulated = level_input == "modulated" and top > 0
+    at_f = level_input == "modulated-fj" and top > 0
     trainable = 0
     normalized = 0  # Features that a batch normalisation follows (2 trainable, 2 moving each).
     moving = 0  # Features of a modulated normalisation (2 moving each, its scale and shift
@@ -69,6 +70,13 @@ def parameter_counts(image_shape, latent_dims, base_filters, level_input="modula
         inputs = width
     for level, dim in enumerate(latent_dims):
         width = filters[level]
+        if at_f and level < top:
+            # f_{level+1}: a 4x4 transposed convolution from the level above's width, then a
+            # 3x3 convolution, each with a dense map of z to a scale and shift per channel.
+            trainable += 16 * filters[level + 1] * width + 9 * width * width
+            trainable += 2 * (dim + 1) * 2 * width
+            moving += 2 * width
+            continue
         if modulated and level < top:
             continue
         # The projection of z to the feature map where it enters (concatenated below the top).
@@ -85,7 +93,7 @@ def parameter_counts(image_shape, latent_dims, base_filters, level_input="modula
         # Output: a 4x4 transposed convolution to full size, then a 3x3 convolution with biases.
         trainable += 16 * filters[0] * filters[0] + 9 * filters[0] * channels + channels
         normalized += filters[0]
-        return trainable + 2 * normalized, 2 * normalized
+        return trainable + 2 * normalized, 2 * (normalized + moving)
     # The plain upsampling under the top: 4x4 transposed convolution, then 3x3 convolution.
     width = filters[top - 1]
     trainable += 16 * filters[top] * width + 9 * width * width
@@ -109,12 +117,16 @@ def activation_floats_per_image(image_shape, latent_dims, base_filters, level_in
     num_levels = len(latent_dims)
     top = num_levels - 1
     modulated = level_input == "modulated" and top > 0
+    at_f = level_input == "modulated-fj" and top > 0
     sizes = feature_sizes(image_shape, num_levels)
     filters = [base_filters * 2**level for level in range(num_levels)]
     blocks = 0  # Output elements of every convolution (or dense) block.
     for level in range(num_levels):
         at_level = sizes[level + 1][0] * sizes[level + 1][1] * filters[level]
         blocks += 2 * at_level  # The encoder's two blocks.
+        if at_f and level < top:
+            blocks += 2 * at_level  # f_{level+1}: two modulated blocks, no projection.
+            continue
         if modulated and level < top:
             # The stage of this level's resolution: two blocks of the level below's width.
             below = sizes[level][0] * sizes[level][1] * filters[max(level - 1, 0)]

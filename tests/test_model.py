@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from ladder_vae import saving
+from ladder_vae import hyperparameters, saving
 from ladder_vae.config import TrainConfig
 from ladder_vae.hyperparameters import LEVEL_INPUTS
 from ladder_vae.layers import ModulatedConv
@@ -182,7 +182,7 @@ def test_models_saved_before_level_input_existed_load_as_concatenated():
     config = LadderVAE(**SMALL).get_config()
     del config["level_input"]
     assert LadderVAE.from_config(config).level_input == "concatenated"
-    assert LadderVAE(**SMALL).level_input == "modulated"
+    assert LadderVAE(**SMALL).level_input == hyperparameters.LEVEL_INPUT != "concatenated"
     with pytest.raises(ValueError, match="level_input"):
         LadderVAE(level_input="gated", **SMALL)
 
@@ -197,6 +197,34 @@ def test_every_level_reaches_the_image(level_input):
         moved[level] = moved[level] + 3.0
         changed = keras.ops.convert_to_numpy(model.decode(moved))
         assert np.abs(changed - base).max() > 1e-5, f"level {level + 1} does not reach the image"
+
+
+@pytest.mark.parametrize(
+    "level_input, modulated_sizes",
+    [
+        # f_j itself, at the resolution of h_j; the image's resolution takes no code. (8: the
+        # upsampling from 4x4, before its crop to 7x7.)
+        ("modulated-fj", {2: {14}, 3: {8, 7}}),
+        # One stage lower: z_1 at the image's resolution, z_2 at h_1's, nothing at h_2's.
+        ("modulated", {2: {28}, 3: {14}}),
+    ],
+)
+def test_each_lower_code_modulates_the_resolution_its_layout_names(
+    monkeypatch, level_input, modulated_sizes
+):
+    # Levels of 2, 3 and 4 dimensions: the width of the code a layer reads names its level.
+    model = LadderVAE(latent_dims=(2, 3, 4), level_input=level_input, **SMALL)
+    seen = {}
+    plain_call = ModulatedConv.call
+
+    def recording_call(self, features, code, training=False):
+        outputs = plain_call(self, features, code, training=training)
+        seen.setdefault(int(code.shape[-1]), set()).add(int(outputs.shape[1]))
+        return outputs
+
+    monkeypatch.setattr(ModulatedConv, "call", recording_call)
+    model.decode([np.zeros((1, dim), np.float32) for dim in model.latent_dims])
+    assert seen == modulated_sizes
 
 
 def test_modulation_scales_and_shifts_each_channel_alike_at_every_position():
