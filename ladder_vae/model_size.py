@@ -71,10 +71,10 @@ def parameter_counts(image_shape, latent_dims, base_filters, level_input="modula
     for level, dim in enumerate(latent_dims):
         width = filters[level]
         if at_f and level < top:
-            # f_{level+1}: a 4x4 transposed convolution from the level above's width, then a
-            # 3x3 convolution, each with a dense map of z to a scale and shift per channel.
-            trainable += 16 * filters[level + 1] * width + 9 * width * width
-            trainable += 2 * (dim + 1) * 2 * width
+            # f_{level+1}: a modulated 4x4 transposed convolution from the level above's
+            # width, then a modulated 3x3 convolution.
+            trainable += _modulated_layer(16, filters[level + 1], width, dim)
+            trainable += _modulated_layer(9, width, width, dim)
             moving += 2 * width
             continue
         if modulated and level < top:
@@ -103,13 +103,19 @@ def parameter_counts(image_shape, latent_dims, base_filters, level_input="modula
     for stage in range(top - 1, -1, -1):
         width = filters[max(stage - 1, 0)]
         dim = latent_dims[stage]
-        trainable += 16 * filters[stage] * width + (dim + 1) * 2 * width
+        trainable += _modulated_layer(16, filters[stage], width, dim)
         moving += width
         if stage > 0:
-            trainable += 9 * width * width + (dim + 1) * 2 * width
+            trainable += _modulated_layer(9, width, width, dim)
             moving += width
     trainable += 9 * filters[0] * channels + channels
     return trainable + 2 * normalized, 2 * (normalized + moving)
+
+
+def _modulated_layer(kernel_area, inputs, width, dim):
+    """Trainable weights of one `ModulatedConv`: its kernel (no bias) and the dense map of a
+    `dim`-dimensional code to a scale and a shift per channel."""
+    return kernel_area * inputs * width + (dim + 1) * 2 * width
 
 
 def activation_floats_per_image(image_shape, latent_dims, base_filters, level_input="modulated"):
