@@ -9,6 +9,8 @@ them to `count_params()` of built models).
 import math
 import os
 
+from ladder_vae import hyperparameters
+
 FLOAT_BYTES = 4
 GIB = 2**30
 # Adam keeps two moments per trainable weight, and a step holds one gradient per weight.
@@ -39,7 +41,9 @@ def max_levels(image_shape):
     return max(levels, 1)
 
 
-def parameter_counts(image_shape, latent_dims, base_filters, level_input="modulated"):
+def parameter_counts(
+    image_shape, latent_dims, base_filters, level_input=hyperparameters.LEVEL_INPUT
+):
     """(trainable, non-trainable) weights of `LadderVAE(image_shape, latent_dims, base_filters,
     level_input=level_input)`.
 
@@ -118,7 +122,9 @@ def _modulated_layer(kernel_area, inputs, width, dim):
     return kernel_area * inputs * width + (dim + 1) * 2 * width
 
 
-def activation_floats_per_image(image_shape, latent_dims, base_filters, level_input="modulated"):
+def activation_floats_per_image(
+    image_shape, latent_dims, base_filters, level_input=hyperparameters.LEVEL_INPUT
+):
     """A lower bound on the floats one image's forward pass keeps for the backward pass."""
     num_levels = len(latent_dims)
     top = num_levels - 1
@@ -146,7 +152,9 @@ def activation_floats_per_image(image_shape, latent_dims, base_filters, level_in
     return KEPT_TENSORS_PER_BLOCK * blocks
 
 
-def training_memory(image_shape, latent_dims, base_filters, batch_size, level_input="modulated"):
+def training_memory(
+    image_shape, latent_dims, base_filters, batch_size, level_input=hyperparameters.LEVEL_INPUT
+):
     """A lower bound on the bytes that training takes, as a dict: `parameters` (count),
     `parameter_bytes` (weights, gradients and Adam's moments), `activation_bytes` (one batch's
     activations kept for the backward pass) and `total_bytes`."""
