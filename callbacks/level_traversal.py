@@ -15,7 +15,8 @@ class LevelTraversal(EpochImages):
     figures follow too: z_i swept over `num_steps` values evenly spaced in [-span, span], every
     other level held at the code of the first image of `SampleGrid`'s grid (drawn from `seed`);
     a level of 2 dimensions as its 2-D manifold (z_i[0] grows left to right, z_i[1] bottom to
-    top), any other size as one row per dimension. The codes depend on the model's
+    top), a level of 1 dimension as one row per image of the sample grid's first row, any other
+    size as one row per dimension. The codes depend on the model's
     `latent_dims` and `seed` alone, so the grids of every epoch compare frame by frame.
 
     Args:

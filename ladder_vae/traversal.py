@@ -13,6 +13,10 @@ same model show the same images:
   classes;
 - a level of 2 dimensions gives its whole 2-D manifold, NUM_STEPS x NUM_STEPS: z_i[0] grows left
   to right, z_i[1] grows bottom to top, as on a plot;
+- a level of 1 dimension gives one row per base: the first `NUM_BASE_ROWS` codes of the sample
+  grid, each with the level swept left to right (the first row is the first image's). One row
+  of one digit cannot tell a factor from that digit's quirk; eight digits that all grow bolder
+  along the row can;
 - a level of any other size gives one row per dimension, that dimension swept left to right and
   the level's other dimensions at their draw.
 
@@ -25,6 +29,8 @@ NUM_STEPS = 9
 SPAN = 2.0
 # The noise batch whose first code holds the other levels: the size of the run's sample grid.
 NUM_NOISE_SAMPLES = 64
+# Rows of a one-dimensional level's grid: the first row of the 8 x 8 sample grid.
+NUM_BASE_ROWS = 8
 
 
 def fixed_prior_noise(latent_dims, num_samples, seed):
@@ -41,11 +47,17 @@ def fixed_prior_noise(latent_dims, num_samples, seed):
     return [rng.standard_normal((num_samples, dim)).astype(np.float32) for dim in latent_dims]
 
 
-def base_code(latent_dims, seed):
-    """The code that holds the levels a traversal does not sweep: float32 [sum(latent_dims)],
-    the first code of `fixed_prior_noise(latent_dims, NUM_NOISE_SAMPLES, seed)`."""
+def base_codes(latent_dims, seed, count=1):
+    """The codes that hold the levels a traversal does not sweep: float32 [count,
+    sum(latent_dims)], the first `count` codes of `fixed_prior_noise(latent_dims,
+    NUM_NOISE_SAMPLES, seed)`, the first images of the run's sample grid."""
     noise = fixed_prior_noise(latent_dims, NUM_NOISE_SAMPLES, seed)
-    return np.concatenate([level[0] for level in noise])
+    return np.concatenate([level[:count] for level in noise], axis=1)
+
+
+def base_code(latent_dims, seed):
+    """The code of the first image of the sample grid: float32 [sum(latent_dims)]."""
+    return base_codes(latent_dims, seed)[0]
 
 
 def sweep_values(num_steps=NUM_STEPS, span=SPAN):
@@ -79,7 +91,7 @@ def level_traversal_codes(latent_dims, level, seed, num_steps=NUM_STEPS, span=SP
     Args:
         latent_dims: code size of each level, lowest first.
         level: the level to sweep, 0 = the lowest.
-        seed: the run's seed, which draws the code of the other levels (`base_code`).
+        seed: the run's seed, which draws the code of the other levels (`base_codes`).
         num_steps: values per swept dimension (odd, so that 0 is one of them).
         span: the sweep covers [-span, span].
 
@@ -94,9 +106,13 @@ def level_traversal_codes(latent_dims, level, seed, num_steps=NUM_STEPS, span=SP
             f"latent_dims={latent_dims}"
         )
     values = sweep_values(num_steps, span)
-    base = base_code(latent_dims, seed)
     start = sum(latent_dims[:level])
     stop = start + latent_dims[level]
+    if stop - start == 1:
+        bases = base_codes(latent_dims, seed, NUM_BASE_ROWS)
+        sweeps = [dimension_sweeps(base, start, stop, values) for base in bases]
+        return np.concatenate(sweeps), num_steps
+    base = base_code(latent_dims, seed)
     if stop - start != 2:
         return dimension_sweeps(base, start, stop, values), num_steps
     # Row r holds z_i[1] at its r-th value from the top (+span) down; columns sweep z_i[0].

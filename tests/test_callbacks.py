@@ -241,12 +241,14 @@ def test_reconstruction_grid_pairs_validation_images_with_reconstructions(run):
 def test_level_traversals_sweep_one_level_and_hold_the_others_at_the_first_sample(run):
     samples = run.run_dir / "samples"
     run.model.set_weights(run.snapshots[1])
-    # The other levels hold the code of the sample grid's first image, drawn here as it is.
+    # The other levels hold the code of the sample grid's first image (of image `image` for a
+    # one-dimensional level's row `image`), drawn here as it is.
     rng = np.random.default_rng(run.config.seed)
-    first = [rng.standard_normal((64, dim)).astype(np.float32)[0] for dim in LATENT_DIMS]
+    noise = [rng.standard_normal((64, dim)).astype(np.float32) for dim in LATENT_DIMS]
+    first = [level[0] for level in noise]
 
-    def decoded(level, code):
-        codes = [value[None].copy() for value in first]
+    def decoded(level, code, image=0):
+        codes = [value[image][None].copy() for value in noise]
         codes[level][0] = code
         return as_pixels(run.model.decode(codes, training=False))[0]
 
@@ -256,10 +258,11 @@ def test_level_traversals_sweep_one_level_and_hold_the_others_at_the_first_sampl
     assert_close_pixels(tile(png, 0, 0), decoded(0, [-2.0, 2.0]))
     assert_close_pixels(tile(png, 4, 4), decoded(0, [0.0, 0.0]))
     assert_close_pixels(tile(png, 8, 6), decoded(0, [1.0, -2.0]))
-    # Level 2 has 1 dim: one row.
+    # Level 2 has 1 dim: one row per image of the sample grid's first row.
     png = read_png(samples / "traversal_level2_epoch_0002.png")
-    assert png.shape == grid_size(1, 9)[::-1]
+    assert png.shape == grid_size(8, 9)[::-1]
     assert_close_pixels(tile(png, 0, 8), decoded(1, [2.0]))
+    assert_close_pixels(tile(png, 5, 1), decoded(1, [-1.5], image=5))
     # Level 3 has 3 dims: one row per dim, the level's others at their draw.
     png = read_png(samples / "traversal_level3_epoch_0002.png")
     assert png.shape == grid_size(3, 9)[::-1]

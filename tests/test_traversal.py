@@ -43,7 +43,21 @@ def test_another_level_gets_one_row_per_dimension():
         others = [dim for dim in range(3) if dim != row]
         assert np.all(rows[row][:, others] == base()[2:5][others])
     codes, _ = traversal.level_traversal_codes((2, 3, 1), 2, SEED, num_steps=5, span=1.0)
-    np.testing.assert_array_equal(codes[:, 5], [-1.0, -0.5, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(codes[:5, 5], [-1.0, -0.5, 0.0, 0.5, 1.0])
+
+
+def test_a_one_dimensional_level_gets_one_row_per_image_of_the_sample_grids_first_row():
+    codes, num_columns = traversal.level_traversal_codes((2, 3, 1), 2, SEED)
+    assert codes.shape == (traversal.NUM_BASE_ROWS * 9, 6) and num_columns == 9
+    rows = codes.reshape(traversal.NUM_BASE_ROWS, 9, 6)
+    noise = np.concatenate(traversal.fixed_prior_noise((2, 3, 1), 64, SEED), axis=1)
+    for row in range(traversal.NUM_BASE_ROWS):
+        # Row r is image r of the sample grid, its level swept and every other level held.
+        np.testing.assert_array_equal(rows[row, :, 5], traversal.sweep_values())
+        assert np.all(rows[row, :, :5] == noise[row, :5])
+    # The first row is the traversal of the first image, as for every other level.
+    assert np.all(rows[0, :, :5] == base()[:5])
+    assert not np.array_equal(rows[0, :, :5], rows[1, :, :5])
 
 
 def test_sweep_values_are_even_and_centred():

@@ -79,11 +79,14 @@ def traversal(images, level, latent_dims, path, num_columns, span):
     dim = latent_dims[level]
     if dim == 2:
         how = f"z_{level + 1}[0] left to right, z_{level + 1}[1] bottom to top"
+    elif dim == 1:
+        how = f"z_{level + 1} left to right"
     else:
         how = f"one row per dimension of z_{level + 1}, left to right"
+    held = "one prior draw per row" if dim == 1 else "one prior draw"
     title = (
         f"level {level + 1} of {len(latent_dims)} (1 = lowest): {how}\n"
-        f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at one prior draw"
+        f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at {held}"
     )
     grid = make_grid(images, num_columns=num_columns)
     return save_figure(_grid_figure(grid, title, scale=max(2.0, 560 / grid.shape[1])), path)
