@@ -13,10 +13,11 @@ What it measures:
 - the seconds of each stage (from the last run's eval/info.json), and the throughput of the
   model's forward passes.
 
-Without RUN_DIR, a run directory with an untrained LadderVAE of the default size (latent sizes
-3, 1 and 6, 32 base filters) is made in a temporary directory: evaluation costs the same for a
-trained and an untrained model. Its data is `--data-dir` (default: ../shared/data/mnist beside
-the repository, 10,000 test digits, else the 1,000 bundled ones).
+Without RUN_DIR, a run directory with an untrained LadderVAE of the default size (the
+default latent sizes and level input, 32 base filters) is made in a temporary directory:
+evaluation costs the same for a trained and an untrained model. Its data is `--data-dir`
+(default: ../shared/data/mnist beside the repository, 10,000 test digits, else the 1,000
+bundled ones).
 """
 
 import argparse

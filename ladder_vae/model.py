@@ -26,18 +26,17 @@ class LadderVAE(LadderObjective, keras.Model):
     Each f_j mirrors g_j with a transposed convolution. The top code z_L enters through a dense
     projection to the feature map of h_L: it lays out the digit. A lower code z_j enters f_j by
     `level_input`:
-    - "modulated-fj": z_j scales and shifts every channel (`ModulatedConv`, FiLM) of
-      both layers of f_j, the upsampling into the resolution of h_j and the convolution there,
-      the same at every position; f_0, the upsampling to the image, takes no code, as in the
-      paper's x_mean = f_0(z~_1). With a bottom level of one dimension (`--latent-dims
-      1,1,6`) that level is a stroke-thickness level on five seeds of six, and its middle
-      level holds more identity than the default's (docs/hierarchy.md, "Each code at its own
-      f_j").
-    - "modulated" (default): the same modulation one stage lower, in the upsampling into the
-      resolution of h_{j-1}, the input g_j reads z_j's evidence from (z_1 at the image's
-      resolution); the stage under the top is drawn from z_L alone. A code that restyles
-      features can change how every stroke is drawn but cannot draw new ones, so identity
-      stays at the top and the lower levels take stroke style.
+    - "modulated-fj" (default): z_j scales and shifts every channel (`ModulatedConv`, FiLM)
+      of both layers of f_j, the upsampling into the resolution of h_j and the convolution
+      there, the same at every position; f_0, the upsampling to the image, takes no code, as
+      in the paper's x_mean = f_0(z~_1). A code that restyles features can change how every
+      stroke is drawn but cannot draw new ones, so identity stays at the top; with the default
+      sizes the bottom level is a stroke-thickness level (docs/hierarchy.md, "The default
+      now").
+    - "modulated": the same modulation one stage lower, in the upsampling into the resolution
+      of h_{j-1}, the input g_j reads z_j's evidence from (z_1 at the image's resolution); the
+      stage under the top is drawn from z_L alone. The default before "modulated-fj": its
+      bottom level holds less of stroke thickness and, with training, more identity.
     - "concatenated": z_j goes through a dense projection to a feature map that is concatenated
       with z~_{j+1}, as in the official VLAE code's merge of each level. A dense map can draw a
       whole digit from z_j, so the levels share identity.

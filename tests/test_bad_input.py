@@ -38,7 +38,7 @@ def write_run_record(run_dir, image_shape=(28, 28, 1), **config):
         "config": {
             "latent_dims": list(TrainConfig().latent_dims),
             "base_filters": 32,
-            "level_input": "modulated",
+            "level_input": TrainConfig().level_input,
             **config,
         }
     }
@@ -243,12 +243,16 @@ CASES = {
     "resume a run of earlier defaults": (
         lambda tmp: [
             "--run-dir",
-            str(write_run_record(tmp / "run", latent_dims=[2, 2, 4], mmd_weight=30.0)),
+            str(
+                write_run_record(
+                    tmp / "run", latent_dims=[2, 2, 4], level_input="modulated", mmd_weight=30.0
+                )
+            ),
         ],
         [
-            "--latent-dims 3,1,6, --mmd-weight 10: the run in --run-dir {tmp}/run was started "
-            "with --latent-dims 2,2,4, --mmd-weight 30 ({tmp}/run/config.json); pass the same "
-            "values to resume it"
+            "--latent-dims 1,1,6, --level-input modulated-fj, --mmd-weight 10: the run in "
+            "--run-dir {tmp}/run was started with --latent-dims 2,2,4, --level-input modulated, "
+            "--mmd-weight 30 ({tmp}/run/config.json); pass the same values to resume it"
         ],
     ),
     "resume with another SSIM weight": (
@@ -269,7 +273,7 @@ CASES = {
         ],
         [
             "--level-input concatenated: the run in --run-dir {tmp}/run was started with "
-            "--level-input modulated"
+            "--level-input modulated-fj"
         ],
     ),
     "resume with other base filters": (

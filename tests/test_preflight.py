@@ -85,8 +85,8 @@ def test_a_run_recorded_before_level_input_existed_resumes_only_as_concatenated(
     (run_dir / "config.json").write_text(json.dumps(record))
     (run_dir / "backup").mkdir()
     (run_dir / "backup" / "state.json").write_text('{"epoch": 1}')
-    with pytest.raises(ConfigError, match="--level-input modulated: the run in --run-dir .* was "
-                       "started with --level-input concatenated"):
+    with pytest.raises(ConfigError, match="--level-input modulated-fj: the run in --run-dir .* "
+                       "was started with --level-input concatenated"):
         preflight.check_resume(TrainConfig(run_dir=str(run_dir), batch_size=4), image_data(8))
     preflight.check_resume(
         TrainConfig(run_dir=str(run_dir), batch_size=4, level_input="concatenated"), image_data(8)

@@ -43,7 +43,7 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["config"]["epochs"] == 2 and config["config"]["latent_dims"] == [3, 1, 6]
+    assert config["config"]["epochs"] == 2 and config["config"]["latent_dims"] == [1, 1, 6]
     assert config["data"]["kind"] == "idx" and config["data"]["train_examples"] == 3000
     assert config["image_shape"] == [28, 28, 1]
     assert config["versions"]["keras"].startswith("3.")
