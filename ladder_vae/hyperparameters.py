@@ -1,7 +1,7 @@
 """The model's hyperparameters: the defaults `LadderVAE()` builds and `python train.py` trains.
 
 The defaults are what measured best on MNIST for the hierarchy (README "Choices",
-docs/hierarchy.md "The default now: modulated-fj at 1,1,6"): three ladder levels of 1, 1 and 6
+docs/hierarchy.md "The default now"): three ladder levels of 1, 1 and 6
 dimensions, lowest first, each lower code z_j modulating its own decoder stage f_j, and MMD
 weight 10. Kept free of TensorFlow, so that `train.py` can print its help and reject bad flags
 before importing it.
