@@ -8,9 +8,9 @@ same model show the same images:
 - level i's code is swept over `NUM_STEPS` values evenly spaced in [-SPAN, SPAN] (prior standard
   deviations), the middle value 0;
 - every other level is held at one prior draw: the code of the first image of the run's sample
-  grid (`base_code`, from the run's `--seed`). A typical digit, the same in every epoch's figure
-  and in the evaluation's; the all-zero code, the prior's mode, decodes to a blurred average of
-  classes;
+  grid (`base_code`, from the run's `--seed`; a 1-D level: one draw per row, below). A typical
+  digit, the same in every epoch's figure and in the evaluation's; the all-zero code, the
+  prior's mode, decodes to a blurred average of classes;
 - a level of 2 dimensions gives its whole 2-D manifold, NUM_STEPS x NUM_STEPS: z_i[0] grows left
   to right, z_i[1] grows bottom to top, as on a plot;
 - a level of 1 dimension gives one row per base: the first `NUM_BASE_ROWS` codes of the sample
