@@ -13,8 +13,7 @@ class LevelTraversal(EpochImages):
 
     The grids follow `ladder_vae.traversal`, the convention that the evaluation's traversal
     figures follow too: z_i swept over `num_steps` values evenly spaced in [-span, span], every
-    other level held at the code of the first image of `SampleGrid`'s grid (drawn from `seed`;
-    for a 1-D level, of each image of its first row, one per row);
+    other level held at the code of the first image of `SampleGrid`'s grid (drawn from `seed`);
     a level of 2 dimensions as its 2-D manifold (z_i[0] grows left to right, z_i[1] bottom to
     top), a level of 1 dimension as one row per image of the sample grid's first row, any other
     size as one row per dimension. The codes depend on the model's

@@ -108,13 +108,11 @@ def level_traversal_codes(latent_dims, level, seed, num_steps=NUM_STEPS, span=SP
     values = sweep_values(num_steps, span)
     start = sum(latent_dims[:level])
     stop = start + latent_dims[level]
-    if stop - start == 1:
-        bases = base_codes(latent_dims, seed, NUM_BASE_ROWS)
+    if stop - start != 2:
+        bases = base_codes(latent_dims, seed, NUM_BASE_ROWS if stop - start == 1 else 1)
         sweeps = [dimension_sweeps(base, start, stop, values) for base in bases]
         return np.concatenate(sweeps), num_steps
     base = base_code(latent_dims, seed)
-    if stop - start != 2:
-        return dimension_sweeps(base, start, stop, values), num_steps
     # Row r holds z_i[1] at its r-th value from the top (+span) down; columns sweep z_i[0].
     second, first = np.meshgrid(values[::-1], values, indexing="ij")
     codes = np.tile(base, (num_steps * num_steps, 1))

@@ -77,13 +77,13 @@ def traversal(images, level, latent_dims, path, num_columns, span):
     """The images decoded from `traversal.level_traversal_codes`, as one grid with a title that
     explains it (the convention of `ladder_vae.traversal`, which the training figures share)."""
     dim = latent_dims[level]
+    held = "one prior draw"
     if dim == 2:
         how = f"z_{level + 1}[0] left to right, z_{level + 1}[1] bottom to top"
     elif dim == 1:
-        how = f"z_{level + 1} left to right"
+        how, held = f"z_{level + 1} left to right", "one prior draw per row"
     else:
         how = f"one row per dimension of z_{level + 1}, left to right"
-    held = "one prior draw per row" if dim == 1 else "one prior draw"
     title = (
         f"level {level + 1} of {len(latent_dims)} (1 = lowest): {how}\n"
         f"over [-{span:g}, {span:g}] prior standard deviations; the other levels at {held}"
